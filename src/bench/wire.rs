@@ -1,0 +1,213 @@
+//! The requests chat-bench sends and what it reads back, in protocol v1 (or the seeds' NUL form).
+//!
+//! Chat messages carry their own bookkeeping in the `msg` text: `b:<sender>:<seq>:<t_ns>:` and
+//! padding up to `--size` bytes, `t_ns` being nanoseconds on this process's monotonic clock,
+//! so whichever loop receives a message knows who sent it and how long it took.
+
+use crate::protocol::msgid;
+use serde::Deserialize;
+use std::fmt::Write;
+
+/// How frames end: a newline (v1, readable) or a NUL (the seeds' client does that).
+#[derive(Clone, Copy, Debug)]
+pub struct Wire {
+    pub legacy: bool,
+}
+
+/// The text that starts every bench message's `msg`.
+const MARK: &[u8] = b"\"msg\":\"b:";
+
+impl Wire {
+    fn end(self, out: &mut Vec<u8>) {
+        out.push(if self.legacy { 0 } else { b'\n' });
+    }
+
+    pub fn register(self, out: &mut Vec<u8>, name: &str, password: &str) {
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{},"name":"{name}","password":"{password}"}}"#,
+            msgid::REG_MSG
+        );
+        self.end(out);
+    }
+
+    pub fn login(self, out: &mut Vec<u8>, id: i64, password: &str) {
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{},"id":{id},"password":"{password}"}}"#,
+            msgid::LOGIN_MSG
+        );
+        self.end(out);
+    }
+
+    pub fn logout(self, out: &mut Vec<u8>, id: i64) {
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{},"id":{id}}}"#,
+            msgid::LOGINOUT_MSG
+        );
+        self.end(out);
+    }
+
+    pub fn create_group(self, out: &mut Vec<u8>, id: i64, name: &str) {
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{},"id":{id},"groupname":"{name}","groupdesc":"chat-bench"}}"#,
+            msgid::CREATE_GROUP_MSG
+        );
+        self.end(out);
+    }
+
+    pub fn join_group(self, out: &mut Vec<u8>, id: i64, group: i64) {
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{},"id":{id},"groupid":{group}}}"#,
+            msgid::ADD_GROUP_MSG
+        );
+        self.end(out);
+    }
+
+    /// A ONE_CHAT_MSG (`group` false, `to` a user) or GROUP_CHAT_MSG (`to` a group).
+    #[allow(clippy::too_many_arguments)]
+    pub fn chat(
+        self,
+        out: &mut Vec<u8>,
+        group: bool,
+        from: (i64, &str),
+        to: i64,
+        sender: usize,
+        seq: u64,
+        t_ns: u64,
+        size: usize,
+    ) {
+        let (msgid, to_key) = if group {
+            (msgid::GROUP_CHAT_MSG, "groupid")
+        } else {
+            (msgid::ONE_CHAT_MSG, "toid")
+        };
+        let _ = write!(
+            Text(out),
+            r#"{{"msgid":{msgid},"id":{},"name":"{}","{to_key}":{to},"#,
+            from.0,
+            from.1
+        );
+        out.extend_from_slice(MARK);
+        let text_start = out.len() - 2; // the "b:" belongs to the msg text
+        let _ = write!(Text(out), "{sender}:{seq}:{t_ns}:");
+        let text_len = out.len() - text_start;
+        out.resize(out.len() + size.saturating_sub(text_len), b'x');
+        out.extend_from_slice(br#"","time":"2024-01-01 00:00:00"}"#);
+        self.end(out);
+    }
+}
+
+/// `fmt::Write` into a byte vector, so requests are formatted without a String in between.
+struct Text<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A bench message as its receiver reads it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub sender: usize,
+    pub seq: u64,
+    pub t_ns: u64,
+}
+
+/// One reply (any frame that is not a bench message), with the fields chat-bench looks at.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Reply {
+    #[serde(default)]
+    pub msgid: i64,
+    #[serde(default)]
+    pub errno: i64,
+    pub id: Option<i64>,
+    pub groupid: Option<i64>,
+    pub errmsg: Option<String>,
+}
+
+/// What a received frame is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Bench(Stamp),
+    Reply(Reply),
+    /// Not JSON chat-bench understands (reported as an error).
+    Unreadable,
+}
+
+/// Reads a frame: the bench stamp by a quick scan when it is a chat message (no JSON parse on
+/// the hot path), any other frame with serde.
+pub fn read_frame(frame: &[u8]) -> Incoming {
+    let chat = frame.starts_with(b"{\"msgid\":6,") || frame.starts_with(b"{\"msgid\":10,");
+    if chat {
+        if let Some(stamp) = find(frame, MARK).and_then(|at| stamp(&frame[at + MARK.len()..])) {
+            return Incoming::Bench(stamp);
+        }
+    }
+    match serde_json::from_slice::<Reply>(frame) {
+        Ok(reply) => Incoming::Reply(reply),
+        Err(_) => Incoming::Unreadable,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses `<sender>:<seq>:<t_ns>:`.
+fn stamp(text: &[u8]) -> Option<Stamp> {
+    let mut fields = text.splitn(4, |&b| b == b':');
+    let mut number = || -> Option<u64> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
+    let sender = number()? as usize;
+    let seq = number()?;
+    let t_ns = number()?;
+    Some(Stamp { sender, seq, t_ns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_message_round_trips_and_has_the_asked_size() {
+        let mut out = Vec::new();
+        Wire { legacy: false }.chat(&mut out, false, (7, "b_1"), 9, 3, 42, 123456, 64);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let frame = &out[..out.len() - 1];
+        let v: serde_json::Value = serde_json::from_slice(frame).unwrap();
+        assert_eq!(v["msg"].as_str().unwrap().len(), 64);
+        assert_eq!(v["toid"], 9);
+        assert_eq!(
+            read_frame(frame),
+            Incoming::Bench(Stamp {
+                sender: 3,
+                seq: 42,
+                t_ns: 123456
+            })
+        );
+    }
+
+    #[test]
+    fn group_message_in_legacy_form_ends_with_nul() {
+        let mut out = Vec::new();
+        Wire { legacy: true }.chat(&mut out, true, (7, "b_1"), 2, 0, 1, 5, 0);
+        assert_eq!(out.last(), Some(&0));
+        let v: serde_json::Value = serde_json::from_slice(&out[..out.len() - 1]).unwrap();
+        assert_eq!(v["msgid"], 10);
+        assert_eq!(v["groupid"], 2);
+    }
+
+    #[test]
+    fn replies_are_read_with_their_fields() {
+        let Incoming::Reply(r) = read_frame(br#"{"msgid":5,"errno":0,"id":13}"#) else {
+            panic!()
+        };
+        assert_eq!((r.msgid, r.errno, r.id), (5, 0, Some(13)));
+        assert_eq!(read_frame(b"{oops"), Incoming::Unreadable);
+    }
+}

@@ -1,0 +1,150 @@
+//! ChatHandler: framing of each connection's input and the handler table (msgid → handler).
+//!
+//! A request's way in: the loop hands the input buffer to `on_message`; the connection's
+//! `Framer` cuts one JSON frame at a time; `parse_request` types it; the rules every request
+//! shares are checked here (only register, login and ping before login; a message's `id` must
+//! be the session's user); then the table below sends it to its handler in `cmd/`.
+
+use super::cmd;
+use super::conn_state::ChatConn;
+use super::service::ChatService;
+use crate::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
+use crate::protocol::{parse_request, reply, ErrorCode, Request, Scan};
+use std::sync::Arc;
+
+/// The chat server's connection handler, shared by every loop.
+pub struct ChatHandler {
+    svc: Arc<ChatService>,
+}
+
+impl ChatHandler {
+    pub fn new(svc: Arc<ChatService>) -> ChatHandler {
+        ChatHandler { svc }
+    }
+}
+
+impl ConnectionHandler for ChatHandler {
+    fn on_connection(&self, lp: &mut EventLoop, conn: ConnId) {
+        lp.set_context(conn, Box::new(ChatConn::new(self.svc.config.max_frame)));
+        cmd::account::arm_auth_timer(&self.svc, lp, conn);
+    }
+
+    fn on_message(&self, lp: &mut EventLoop, conn: ConnId, input: &mut Buffer) {
+        loop {
+            let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+                input.retrieve_all();
+                return;
+            };
+            if c.closing {
+                input.retrieve_all();
+                return;
+            }
+            if c.busy {
+                return; // the rest waits for the pending request; see ChatService::run_busy
+            }
+            match c.framer.next_frame(input.peek()) {
+                Ok(Scan::Frame { start, end }) => {
+                    let frame = &input.peek()[start..end];
+                    self.handle_frame(lp, conn, frame);
+                    input.retrieve(end);
+                }
+                Ok(Scan::Incomplete { discard }) => {
+                    input.retrieve(discard);
+                    return;
+                }
+                Err(e) => {
+                    // Garbage or an oversize frame: answer once, then close; the bytes are
+                    // not worth reading further.
+                    c.closing = true;
+                    input.retrieve_all();
+                    lp.send(conn, &reply::frame_error(e));
+                    lp.close_after_flush(conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_close(&self, lp: &mut EventLoop, conn: ConnId) {
+        if let Some(c) = lp.context_mut::<ChatConn>(conn) {
+            if let Some(user) = c.user.take() {
+                self.svc.release_session(user, conn);
+            }
+            if let Some(user) = c.pending_login {
+                // The login's completion finds the connection gone and releases the claim.
+                let held = std::mem::take(&mut c.held);
+                self.svc.store_held(user, held);
+            }
+        }
+    }
+}
+
+impl ChatHandler {
+    fn handle_frame(&self, lp: &mut EventLoop, conn: ConnId, frame: &[u8]) {
+        let request = match parse_request(frame) {
+            Ok(request) => request,
+            Err(e) => {
+                lp.send(conn, &reply::parse_error(&e));
+                return;
+            }
+        };
+        let msgid = request.msgid();
+        let user = lp.context::<ChatConn>(conn).and_then(|c| c.user);
+        let svc = &self.svc;
+        // Before login only these; after it, every request speaks for the session's user.
+        match (&request, user) {
+            (Request::Register { .. } | Request::Ping { .. }, _)
+            | (Request::Login { .. }, None) => {}
+            (Request::Login { .. }, Some(_)) => {
+                return error(lp, conn, ErrorCode::AlreadyLoggedIn, msgid)
+            }
+            (_, None) => return error(lp, conn, ErrorCode::NotLoggedIn, msgid),
+            (_, Some(user)) => {
+                if request.claimed_id() != Some(user) {
+                    return error(lp, conn, ErrorCode::IdMismatch, msgid);
+                }
+            }
+        }
+        let user = user.unwrap_or_default();
+        match request {
+            Request::Register { name, password } => {
+                cmd::account::register(svc, lp, conn, &name, &password)
+            }
+            Request::Login { id, password } => {
+                cmd::account::login(svc, lp, conn, id, password.into_owned())
+            }
+            Request::Logout { .. } => cmd::account::logout(svc, lp, conn, user),
+            Request::Ping { seq } => {
+                lp.send(conn, &reply::pong(seq.as_ref()));
+            }
+            Request::OneChat { toid, .. } => cmd::chat::one_chat(svc, lp, conn, toid, frame),
+            Request::GroupChat { groupid, .. } => {
+                cmd::chat::group_chat(svc, lp, conn, user, groupid, frame)
+            }
+            Request::AddFriend { friendid, .. } => {
+                cmd::contacts::add_friend(svc, lp, conn, user, friendid)
+            }
+            Request::RemoveFriend { friendid, .. } => {
+                cmd::contacts::remove_friend(svc, lp, conn, user, friendid)
+            }
+            Request::FriendList { .. } => cmd::contacts::friend_list(svc, lp, conn, user),
+            Request::CreateGroup {
+                groupname,
+                groupdesc,
+                ..
+            } => cmd::groups::create_group(svc, lp, conn, user, &groupname, &groupdesc),
+            Request::AddGroup { groupid, .. } => {
+                cmd::groups::join_group(svc, lp, conn, user, groupid)
+            }
+            Request::LeaveGroup { groupid, .. } => {
+                cmd::groups::leave_group(svc, lp, conn, user, groupid)
+            }
+            Request::GroupList { .. } => cmd::groups::group_list(svc, lp, conn, user),
+        }
+    }
+}
+
+/// Sends an error reply for request `msgid`.
+pub(crate) fn error(lp: &mut EventLoop, conn: ConnId, code: ErrorCode, msgid: i64) {
+    lp.send(conn, &reply::error(code, None, Some(msgid)));
+}

@@ -1,0 +1,20 @@
+//! Chat service: the handler table (msgid → handler), sessions, delivery and the business rules.
+//!
+//! How a request flows: [`ChatHandler`] frames and types it and checks the rules every
+//! request shares; a handler in `cmd/` serves it, on the I/O loop when it needs no database
+//! (chat between online users, ping, logout) and otherwise on a store worker
+//! ([`ChatService::run_busy`]), whose result returns to the connection's loop. `delivery`
+//! carries chat frames to their recipients under the no-loss rule.
+
+mod cmd;
+mod conn_state;
+mod delivery;
+mod group_cache;
+mod handler;
+mod service;
+mod sessions;
+mod workers;
+
+pub use handler::ChatHandler;
+pub use service::{ChatConfig, ChatService};
+pub use sessions::Sessions;

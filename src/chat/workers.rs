@@ -1,0 +1,143 @@
+//! Store workers: the threads where every blocking database call (and password hashing) runs.
+//!
+//! I/O loops never block on the database: a handler submits a job here and the result comes
+//! back to the connection's loop with `queue_in_loop`. Jobs carry a key (usually the user they
+//! concern) and a key always maps to the same worker, so the jobs of one user run in the order
+//! they were submitted: a message stored for an offline user is in the store before that
+//! user's next login takes the offline messages.
+//!
+//! Offline messages are the one job that comes in floods (a server died, a big group, a user
+//! away): a worker takes every offline message queued behind the first and stores them in one
+//! transaction, so a flood costs one commit per batch rather than one per message.
+
+use crate::store::{Store, StoreResult, UserId};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Most offline messages stored in one transaction.
+const MAX_OFFLINE_BATCH: usize = 512;
+
+/// One message to store for `user`; `done` gets the outcome (false: no such user).
+pub struct OfflineJob {
+    pub user: UserId,
+    pub text: String,
+    pub done: Box<dyn FnOnce(StoreResult<bool>) + Send>,
+}
+
+/// A database call to run on a worker.
+type RunJob = Box<dyn FnOnce(&dyn Store) + Send>;
+
+enum Job {
+    Run(RunJob),
+    Offline(OfflineJob),
+}
+
+pub struct StoreWorkers {
+    senders: Mutex<Vec<Sender<Job>>>,
+    count: usize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl StoreWorkers {
+    pub fn start(store: Arc<dyn Store>, count: usize) -> std::io::Result<StoreWorkers> {
+        let count = count.max(1);
+        let mut senders = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let store = store.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("store-{index}"))
+                    .spawn(move || work(&*store, rx))?,
+            );
+            senders.push(tx);
+        }
+        Ok(StoreWorkers {
+            senders: Mutex::new(senders),
+            count,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    fn send(&self, key: i64, job: Job) -> bool {
+        let index = (key as u64 % self.count as u64) as usize;
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        match senders.get(index) {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Runs `job` on the worker that owns `key`. False once the workers are stopping.
+    pub fn submit(&self, key: i64, job: impl FnOnce(&dyn Store) + Send + 'static) -> bool {
+        self.send(key, Job::Run(Box::new(job)))
+    }
+
+    /// Stores an offline message on the worker that owns its recipient. False once stopping.
+    pub fn submit_offline(&self, job: OfflineJob) -> bool {
+        self.send(job.user, Job::Offline(job))
+    }
+
+    /// Lets every worker finish the jobs already queued, then joins them.
+    pub fn stop(&self) {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn work(store: &dyn Store, jobs: Receiver<Job>) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Run(run) => run(store),
+            Job::Offline(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_OFFLINE_BATCH {
+                    match jobs.try_recv() {
+                        Ok(Job::Offline(job)) => batch.push(job),
+                        Ok(other) => {
+                            // Runs right after the batch: the queue's order is kept.
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                store_batch(store, batch);
+            }
+        }
+    }
+}
+
+/// One transaction for the batch; if it fails (a recipient that does not exist makes the
+/// whole batch fail), each message is stored on its own, so each gets its own outcome.
+fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>) {
+    if batch.len() > 1 {
+        let items: Vec<(UserId, &str)> = batch.iter().map(|j| (j.user, j.text.as_str())).collect();
+        if store.store_offline_batch(&items).is_ok() {
+            for job in batch {
+                (job.done)(Ok(true));
+            }
+            return;
+        }
+    }
+    for job in batch {
+        let result = store.store_offline(job.user, &job.text);
+        (job.done)(result);
+    }
+}
