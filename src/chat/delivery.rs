@@ -39,6 +39,24 @@ type Outbox = Vec<Vec<(ConnId, UserId, Bytes)>>;
 thread_local! {
     static OUTBOX: RefCell<Outbox> = const { RefCell::new(Vec::new()) };
     static OUTBOX_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// Receipts of frames queued with `send_later` in this loop turn (see `release_after_flush`).
+    static UNFLUSHED_RECEIPTS: RefCell<Vec<Arc<Receipt>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps `receipt` until the loop has written this turn's output, then drops it (which
+/// confirms the frame to its sender). One `after_flush` task per turn, not one per frame.
+fn release_after_flush(lp: &mut EventLoop, receipt: Arc<Receipt>) {
+    let first = UNFLUSHED_RECEIPTS.with(|held| {
+        let mut held = held.borrow_mut();
+        held.push(receipt);
+        held.len() == 1
+    });
+    if first {
+        lp.after_flush(|_| {
+            let written = UNFLUSHED_RECEIPTS.with(|held| std::mem::take(&mut *held.borrow_mut()));
+            drop(written);
+        });
+    }
 }
 
 impl ChatService {
@@ -134,16 +152,13 @@ impl ChatService {
             }
             _ => false,
         };
-        // A frame from another server is written at once, so that its receipt (confirming it
-        // to the sender) is dropped only after the write; others join the turn's batch.
-        // Both refuse once the connection is closing: then the frame is stored.
-        let written = logged_in
-            && match receipt {
-                Some(_) => lp.send(conn, frame),
-                None => lp.send_later(conn, frame),
-            };
-        if !written {
+        // Every frame joins the turn's batch for its connection (refused once the connection
+        // is closing: then the frame is stored). A receipt from another server confirms the
+        // frame to its sender, so it is dropped only after the batch is written.
+        if !(logged_in && lp.send_later(conn, frame)) {
             self.store_offline(user, frame.clone(), None, receipt);
+        } else if let Some(receipt) = receipt {
+            release_after_flush(lp, receipt);
         }
     }
 

@@ -4,7 +4,7 @@ use super::conn_state::ChatConn;
 use super::group_cache::GroupCache;
 use super::sessions::Sessions;
 use super::workers::StoreWorkers;
-use crate::cluster::{Cluster, Receipt};
+use crate::cluster::{Cluster, Receipt, RemoteDelivery};
 use crate::net::{ConnId, EventLoop, LoopHandle};
 use crate::protocol::{reply, ErrorCode};
 use crate::store::{PasswordHasher, Store, UserId};
@@ -247,24 +247,46 @@ impl ChatService {
     }
 }
 
+/// One copy of a message from another server, on its way to a session's loop.
+type RemoteCopy = (ConnId, UserId, Bytes, Arc<Receipt>);
+
 impl crate::cluster::ClusterEvents for ChatService {
-    fn deliver_remote(&self, users: Vec<UserId>, frame: Bytes, receipt: Option<Receipt>) {
-        // Hand each user's copy to the loop that holds the session; one that left since the
-        // sender's lookup is stored, there or here. Every path holds the receipt until its
-        // copy is written or stored.
+    fn deliver_remote(&self, batch: Vec<RemoteDelivery>) {
+        // Each user's copy goes to the loop that holds the session, one task per loop for the
+        // whole batch, in batch order; a user who left since the sender's lookup is stored,
+        // there or here. Every path holds the receipt until its copy is written or stored.
         let Some(svc) = self.myself() else { return };
-        let receipt = receipt.map(Arc::new);
-        for user in users {
-            let receipt = receipt.clone();
-            match self.sessions.lookup(user) {
-                Some(conn) => {
-                    let (svc, frame) = (svc.clone(), frame.clone());
-                    self.on_loop(conn.loop_index(), move |lp| {
-                        svc.deliver_on_loop(lp, conn, user, &frame, receipt)
-                    });
+        let mut per_loop: Vec<Vec<RemoteCopy>> = Vec::new();
+        for RemoteDelivery {
+            users,
+            frame,
+            receipt,
+        } in batch
+        {
+            let receipt = Arc::new(receipt);
+            for user in users {
+                match self.sessions.lookup(user) {
+                    Some(conn) => {
+                        let index = conn.loop_index();
+                        if per_loop.len() <= index {
+                            per_loop.resize_with(index + 1, Vec::new);
+                        }
+                        per_loop[index].push((conn, user, frame.clone(), receipt.clone()));
+                    }
+                    None => svc.store_offline(user, frame.clone(), None, Some(receipt.clone())),
                 }
-                None => svc.store_offline(user, frame.clone(), None, receipt),
             }
+        }
+        for (index, copies) in per_loop.into_iter().enumerate() {
+            if copies.is_empty() {
+                continue;
+            }
+            let svc = svc.clone();
+            self.on_loop(index, move |lp| {
+                for (conn, user, frame, receipt) in copies {
+                    svc.deliver_on_loop(lp, conn, user, &frame, Some(receipt));
+                }
+            });
         }
     }
 

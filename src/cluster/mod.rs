@@ -14,6 +14,7 @@
 //! are stored offline, both threads reconnect with backoff, and the publisher puts this
 //! server's presence back (`RESYNC`) as soon as it is connected again.
 
+mod batch;
 mod keys;
 mod publisher;
 mod receipt;
@@ -43,9 +44,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the cluster hands up to the chat layer. Called on the cluster's own threads.
 pub trait ClusterEvents: Send + Sync {
-    /// A frame for these users of this server arrived from another server. Drop `receipt`
-    /// (all clones of it) once every copy is written to its socket or stored.
-    fn deliver_remote(&self, users: Vec<UserId>, frame: Bytes, receipt: Option<Receipt>);
+    /// Frames for users of this server arrived from another server, in the order it sent
+    /// them. Drop each `receipt` (all clones of it) once every copy of its frame is written
+    /// to its socket or stored.
+    fn deliver_remote(&self, batch: Vec<RemoteDelivery>);
     /// Nobody received the frame for these users (offline, dead server, Redis down): store it.
     fn undeliverable(&self, users: Vec<UserId>, frame: Bytes, sender: Option<(ConnId, i64)>);
     /// Another server changed a group's membership.
@@ -54,6 +56,13 @@ pub trait ClusterEvents: Send + Sync {
     fn flush_offline(&self, user: UserId);
     /// This server's live sessions, to put presence back after Redis lost it.
     fn local_sessions(&self) -> Vec<(UserId, ConnId)>;
+}
+
+/// One message from another server for some of this server's users.
+pub struct RemoteDelivery {
+    pub users: Vec<UserId>,
+    pub frame: Bytes,
+    pub receipt: Receipt,
 }
 
 /// Errors of the synchronous calls.
@@ -279,13 +288,13 @@ impl Cluster {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let flags: Vec<i64> = self.call(|con| {
-            let mut invocation = scripts::ONLINE.prepare_invoke();
+        let owners: Vec<String> = self.call(|con| {
+            let mut invocation = scripts::OWNERS.prepare_invoke();
             for user in users {
                 invocation.arg(*user);
             }
             invocation.invoke(con)
         })?;
-        Ok(flags.into_iter().map(|f| f == 1).collect())
+        Ok(owners.iter().map(|owner| !owner.is_empty()).collect())
     }
 }

@@ -1,13 +1,16 @@
 //! The publisher thread: pipelines deliveries, releases and the heartbeat to Redis.
 //!
-//! Everything queued while a round trip was in flight goes out in the next pipeline, so a
-//! burst of N deliveries costs about one round trip, not N. On a broken link the deliveries
+//! Everything queued while a round trip was in flight goes out in the next batch, so a burst
+//! of N deliveries costs two round trips (look the recipients up, then one PUBLISH per target
+//! server: see `send_batch`), not N. Looking up and publishing need not be atomic: a
+//! recipient who moved in between is not found by the server that gets the copy, and that
+//! server stores it (and asks the recipient's new server to hand it over). On a broken link the deliveries
 //! of the batch are reported undeliverable (and stored): if Redis did run some of them before
 //! the link broke, those recipients get the message twice rather than never.
 
 use super::keys::{alive_key, server_channel, token, user_key, GROUPS_CHANNEL};
 use super::receipt::Pending;
-use super::{scripts, Cluster, LIVENESS_TTL};
+use super::{batch, scripts, Cluster, LIVENESS_TTL};
 use crate::net::ConnId;
 use crate::store::{GroupId, UserId};
 use bytes::Bytes;
@@ -41,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Link {
     con: redis::Connection,
-    deliver_sha: String,
+    owners_sha: String,
     release_sha: String,
 }
 
@@ -110,7 +113,7 @@ pub(crate) fn run(cluster: &Cluster, ops: Receiver<Op>) {
 /// Connects, loads the scripts, and puts this server's presence back.
 fn connect(cluster: &Cluster) -> redis::RedisResult<Link> {
     let mut con = cluster.connect()?;
-    let deliver_sha = scripts::DELIVER.load(&mut con)?;
+    let owners_sha = scripts::OWNERS.load(&mut con)?;
     let release_sha = scripts::RELEASE.load(&mut con)?;
     redis::cmd("SET")
         .arg(alive_key(&cluster.server_id))
@@ -137,11 +140,15 @@ fn connect(cluster: &Cluster) -> redis::RedisResult<Link> {
     }
     Ok(Link {
         con,
-        deliver_sha,
+        owners_sha,
         release_sha,
     })
 }
 
+/// One publisher round of `batch`: the heartbeat, a lookup of where every recipient is, the
+/// small ops (releases, group changes, flush requests, confirmations), then one PUBLISH per
+/// target server carrying all its messages. Two round trips for the whole batch, whatever
+/// its size; Redis's work per message is a memory copy, and per recipient a lookup.
 fn send_batch(
     cluster: &Cluster,
     link: &mut Link,
@@ -157,28 +164,11 @@ fn send_batch(
             .arg("PX")
             .arg(LIVENESS_TTL.as_millis() as u64);
     }
-    // Every delivery of the batch in one script call, which publishes once per target
-    // server: Redis's work per message is a presence lookup, not a command and a publish.
-    let mut mids = Vec::new();
-    let mut recipients = String::new();
-    for op in batch.iter() {
-        if let Op::Deliver { users, frame, .. } = op {
-            if mids.is_empty() {
-                pipe.cmd("EVALSHA")
-                    .arg(&link.deliver_sha)
-                    .arg(0)
-                    .arg(&cluster.server_id);
-            }
-            let mid = cluster.next_mid();
-            mids.push(mid);
-            recipients.clear();
-            for (i, user) in users.iter().enumerate() {
-                if i > 0 {
-                    recipients.push(',');
-                }
-                recipients.push_str(&user.to_string());
-            }
-            pipe.arg(mid).arg(frame.as_ref()).arg(recipients.as_str());
+    let recipients = Recipients::of(batch);
+    if !recipients.users.is_empty() {
+        pipe.cmd("EVALSHA").arg(&link.owners_sha).arg(0);
+        for user in &recipients.users {
+            pipe.arg(*user);
         }
     }
     // Confirmations are batched per server: one PUBLISH each, after the other commands.
@@ -222,64 +212,162 @@ fn send_batch(
             return Err(e);
         }
     };
-    if mids.is_empty() {
+    if recipients.users.is_empty() {
         batch.clear();
         return Ok(());
     }
-    // The delivery script's answer: one entry per message, in batch order.
-    let outcome = results.into_iter().nth(usize::from(heartbeat));
-    let mut per_message = match outcome {
-        Some(Value::Array(entries)) if entries.len() == mids.len() => {
-            entries.into_iter().map(Some).collect()
-        }
+    let owners = match results.into_iter().nth(usize::from(heartbeat)) {
+        Some(Value::Array(owners)) if owners.len() == recipients.users.len() => owners
+            .iter()
+            .map(|owner| text_of(owner).filter(|o| !o.is_empty()))
+            .collect(),
         other => {
-            log::warn!("redis: delivery script failed: {other:?}");
-            vec![None; mids.len()]
+            // Nobody can be known to have a session: every recipient's copy is stored.
+            log::warn!("redis: recipient lookup failed: {other:?}");
+            vec![None; recipients.users.len()]
         }
+    };
+    publish_deliveries(cluster, link, batch, &recipients, &owners)
+}
+
+/// The distinct recipients of a batch's deliveries, each with its place in the lookup.
+struct Recipients {
+    users: Vec<UserId>,
+    index: HashMap<UserId, usize>,
+}
+
+impl Recipients {
+    fn of(batch: &[Op]) -> Recipients {
+        let mut r = Recipients {
+            users: Vec::new(),
+            index: HashMap::new(),
+        };
+        for op in batch {
+            if let Op::Deliver { users, .. } = op {
+                for &user in users {
+                    r.index.entry(user).or_insert_with(|| {
+                        r.users.push(user);
+                        r.users.len() - 1
+                    });
+                }
+            }
+        }
+        r
     }
-    .into_iter();
-    let events = cluster.events();
-    let mut mids = mids.into_iter();
-    for op in batch.drain(..) {
-        let Op::Deliver {
-            users,
-            frame,
-            sender,
-        } = op
-        else {
+}
+
+/// What one message of the batch became: recipients whose copy went to a server, and those
+/// nobody took (to be stored).
+struct Routed {
+    mid: u64,
+    unreached: Vec<UserId>,
+    /// (target server's position in the batch's targets, its recipients of this message)
+    sent: Vec<(usize, Vec<UserId>)>,
+}
+
+/// Second round trip: one PUBLISH per target server with every message for it; then the
+/// copies a server took stay pending until it confirms them, and the rest are stored.
+fn publish_deliveries(
+    cluster: &Cluster,
+    link: &mut Link,
+    batch: &mut Vec<Op>,
+    recipients: &Recipients,
+    owners: &[Option<String>],
+) -> redis::RedisResult<()> {
+    // Target servers, and the batch payload being written for each.
+    let mut targets: Vec<&str> = Vec::new();
+    let mut payloads: Vec<batch::Writer> = Vec::new();
+    let mut routed = Vec::new();
+    for op in batch.iter() {
+        let Op::Deliver { users, frame, .. } = op else {
             continue;
         };
-        let mid = mids.next().unwrap_or_default();
-        let unreached = match per_message.next().flatten() {
-            Some(Value::Array(parts)) if !parts.is_empty() => {
-                for pair in parts[1..].chunks(2) {
-                    let server = text_of(&pair[0]);
-                    let list = pair.get(1).and_then(text_of);
-                    if let (Some(server), Some(list)) = (server, list) {
-                        let pending = Pending {
-                            users: user_list(&list),
-                            frame: frame.clone(),
-                            sent: Instant::now(),
-                        };
-                        cluster.pending.insert(mid, server, pending);
-                    }
-                }
-                text_of(&parts[0]).map_or(users, |list| user_list(&list))
-            }
-            // No answer for this message: nobody can be known to have it; store it.
-            _ => users,
+        let mut message = Routed {
+            mid: cluster.next_mid(),
+            unreached: Vec::new(),
+            sent: Vec::new(),
         };
-        if !unreached.is_empty() {
+        for &user in users {
+            let owner = recipients
+                .index
+                .get(&user)
+                .and_then(|&i| owners[i].as_deref());
+            let Some(owner) = owner else {
+                message.unreached.push(user);
+                continue;
+            };
+            let target = match targets.iter().position(|&server| server == owner) {
+                Some(t) => t,
+                None => {
+                    targets.push(owner);
+                    payloads.push(batch::Writer::new(&cluster.server_id));
+                    targets.len() - 1
+                }
+            };
+            match message.sent.iter_mut().find(|(t, _)| *t == target) {
+                Some((_, to)) => to.push(user),
+                None => message.sent.push((target, vec![user])),
+            }
+        }
+        for (target, to) in &message.sent {
+            payloads[*target].push(message.mid, to, frame);
+        }
+        routed.push(message);
+    }
+    let mut received = vec![0i64; targets.len()];
+    if !targets.is_empty() {
+        let mut pipe = redis::pipe();
+        for (server, payload) in targets.iter().zip(payloads) {
+            pipe.cmd("PUBLISH")
+                .arg(server_channel(server))
+                .arg(payload.finish());
+        }
+        match pipe.query::<Vec<i64>>(&mut link.con) {
+            Ok(counts) if counts.len() == targets.len() => received = counts,
+            Ok(counts) => log::warn!(
+                "redis: {} answers to {} publishes",
+                counts.len(),
+                targets.len()
+            ),
+            Err(e) => {
+                // Some publishes may have gone out: their recipients may get the message
+                // twice (delivered and stored), never zero times.
+                fail_batch(cluster, batch);
+                return Err(e);
+            }
+        }
+    }
+    let events = cluster.events();
+    let mut routed = routed.into_iter();
+    for op in batch.drain(..) {
+        let Op::Deliver { frame, sender, .. } = op else {
+            continue;
+        };
+        let Some(mut message) = routed.next() else {
+            break;
+        };
+        for (target, to) in message.sent {
+            if received[target] == 0 {
+                // The publish reached no subscriber: that server is gone or not listening.
+                message.unreached.extend(to);
+            } else {
+                let pending = Pending {
+                    users: to,
+                    frame: frame.clone(),
+                    sent: Instant::now(),
+                };
+                cluster
+                    .pending
+                    .insert(message.mid, targets[target].to_owned(), pending);
+            }
+        }
+        if !message.unreached.is_empty() {
             if let Some(events) = &events {
-                events.undeliverable(unreached, frame, sender);
+                events.undeliverable(message.unreached, frame, sender);
             }
         }
     }
     Ok(())
-}
-
-fn user_list(csv: &str) -> Vec<UserId> {
-    csv.split(',').filter_map(|u| u.parse().ok()).collect()
 }
 
 /// KEYS[1] a user's presence key, ARGV[1] a control message: published to that user's server.

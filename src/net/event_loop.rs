@@ -7,7 +7,7 @@
 //!    write-complete, high-water mark) so no callback ever runs inside another;
 //! 3. swap out the cross-thread task queue and run every task;
 //! 4. flush connections whose output was queued with `send_later` during the turn, so several
-//!    messages for one connection leave in one `write`.
+//!    messages for one connection leave in one `write`; then run the `after_flush` tasks.
 //!
 //! Everything here runs on the loop's own thread; the `&mut EventLoop` a callback receives is
 //! the proof. Other threads use [`LoopHandle`].
@@ -88,6 +88,8 @@ pub struct EventLoop {
     deferred: VecDeque<Deferred>,
     /// Connections with output queued by `send_later`, flushed at the end of the turn.
     dirty: Vec<ConnId>,
+    /// Tasks to run once this turn's `send_later` output has been written.
+    after_flush: Vec<Box<dyn FnOnce(&mut EventLoop)>>,
     spill: Box<[u8]>,
     task_scratch: Vec<Task>,
     handler_cache: Vec<(usize, Rc<dyn ConnectionHandler>)>,
@@ -118,6 +120,7 @@ impl EventLoop {
             timers,
             deferred: VecDeque::new(),
             dirty: Vec::new(),
+            after_flush: Vec::new(),
             spill: vec![0u8; SPILL_SIZE].into_boxed_slice(),
             task_scratch: Vec::new(),
             handler_cache: Vec::new(),
@@ -168,7 +171,13 @@ impl EventLoop {
     }
 
     fn turn(&mut self, timeout: Option<Duration>) {
-        let timeout = if has_local_tasks() || !self.deferred.is_empty() {
+        // Work queued after the last flush (by a deferred callback or a local task) must not
+        // wait for the next event.
+        let pending_here = has_local_tasks()
+            || !self.deferred.is_empty()
+            || !self.dirty.is_empty()
+            || !self.after_flush.is_empty();
+        let timeout = if pending_here {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -188,6 +197,9 @@ impl EventLoop {
         }
         self.run_tasks();
         self.flush_dirty();
+        for task in std::mem::take(&mut self.after_flush) {
+            task(self);
+        }
         self.run_deferred();
     }
 
@@ -665,6 +677,13 @@ impl EventLoop {
             self.dirty.push(id);
         }
         true
+    }
+
+    /// Runs `task` on this loop right after this turn's `send_later` output has been handed
+    /// to the kernel (or, for a connection the peer is not reading, to its output buffer, as
+    /// `send` would leave it). For work that must follow the write, such as confirming it.
+    pub fn after_flush(&mut self, task: impl FnOnce(&mut EventLoop) + 'static) {
+        self.after_flush.push(Box::new(task));
     }
 
     fn queue_output(&mut self, id: ConnId, data: &[u8]) {
