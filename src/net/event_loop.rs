@@ -52,6 +52,9 @@ fn has_local_tasks() -> bool {
     LOCAL_TASKS.with(|tasks| !tasks.borrow().is_empty())
 }
 
+/// Work for this loop from its own thread (so it need not be `Send`).
+type LocalTask = Box<dyn FnOnce(&mut EventLoop)>;
+
 /// Names a listener registered with `add_listener`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenerId(usize, u32);
@@ -89,7 +92,7 @@ pub struct EventLoop {
     /// Connections with output queued by `send_later`, flushed at the end of the turn.
     dirty: Vec<ConnId>,
     /// Tasks to run once this turn's `send_later` output has been written.
-    after_flush: Vec<Box<dyn FnOnce(&mut EventLoop)>>,
+    after_flush: Vec<LocalTask>,
     spill: Box<[u8]>,
     task_scratch: Vec<Task>,
     handler_cache: Vec<(usize, Rc<dyn ConnectionHandler>)>,
