@@ -63,6 +63,9 @@ start_server 7200 --db "sqlite:$DB/chat.db" "${CHEAP[@]}"
 run chat-pipelined chat --target 127.0.0.1:7200 --pairs 20 --inflight 100
 run chat-closed chat --target 127.0.0.1:7200 --pairs 64 --inflight 1
 run group-50 group --target 127.0.0.1:7200 --members 50 --senders 5 --inflight 16
+run chat-legacy chat --target 127.0.0.1:7200 --pairs 64 --legacy
+run reg-cheap reg --target 127.0.0.1:7200 --connections 16
+run login-cheap login --target 127.0.0.1:7200 --connections 16
 stop_all
 rm -rf "$DB"
 
