@@ -17,6 +17,7 @@ use bytes::Bytes;
 use redis::Value;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) enum Op {
@@ -33,7 +34,7 @@ pub(crate) enum Op {
     Flush(UserId),
     /// Tell server `to` that its message `mid` reached its recipients here.
     Confirm {
-        to: String,
+        to: Arc<str>,
         mid: u64,
     },
 }
@@ -194,7 +195,7 @@ fn send_batch(
                     .arg(user_key(*user))
                     .arg(format!("!flush {user}"));
             }
-            Op::Confirm { to, mid } => confirms.entry(to.as_str()).or_default().push(*mid),
+            Op::Confirm { to, mid } => confirms.entry(to.as_ref()).or_default().push(*mid),
         }
     }
     for (to, list) in &confirms {
@@ -358,7 +359,7 @@ fn publish_deliveries(
                 };
                 cluster
                     .pending
-                    .insert(message.mid, targets[target].to_owned(), pending);
+                    .insert(message.mid, targets[target], pending);
             }
         }
         if !message.unreached.is_empty() {

@@ -32,7 +32,7 @@ pub(crate) struct Pending {
 /// Confirmations for deliveries not (yet) known as pending are kept this long.
 const EARLY_CONFIRM_TTL: Duration = Duration::from_secs(60);
 
-/// The sender's side: deliveries awaiting confirmation, by (message id, receiving server).
+/// The sender's side: deliveries awaiting confirmation, by receiving server and message id.
 #[derive(Default)]
 pub(crate) struct PendingDeliveries {
     inner: Mutex<Inner>,
@@ -40,11 +40,22 @@ pub(crate) struct PendingDeliveries {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<(u64, String), Pending>,
-    /// A receiver can confirm before the publisher has read the script's reply and recorded
-    /// the delivery as pending (the reply to a long pipeline comes after its last command):
-    /// such confirmations wait here for their entry.
-    early: HashMap<(u64, String), Instant>,
+    /// Per receiving server (a handful), its unconfirmed messages: no string per entry.
+    map: HashMap<String, HashMap<u64, Pending>>,
+    /// A receiver can confirm before the publisher has read the reply to its PUBLISH and
+    /// recorded the delivery as pending: such confirmations wait here for their entry.
+    early: HashMap<String, HashMap<u64, Instant>>,
+}
+
+/// The map of `server`, created on first use.
+fn of_server<'m, V>(
+    map: &'m mut HashMap<String, HashMap<u64, V>>,
+    server: &str,
+) -> &'m mut HashMap<u64, V> {
+    if !map.contains_key(server) {
+        map.insert(server.to_owned(), HashMap::new());
+    }
+    map.get_mut(server).expect("inserted above")
 }
 
 impl PendingDeliveries {
@@ -52,25 +63,32 @@ impl PendingDeliveries {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn insert(&self, mid: u64, server: String, pending: Pending) {
+    pub(crate) fn insert(&self, mid: u64, server: &str, pending: Pending) {
         let mut inner = self.lock();
-        let key = (mid, server);
-        if inner.early.remove(&key).is_none() {
-            inner.map.insert(key, pending);
+        let confirmed_early = inner
+            .early
+            .get_mut(server)
+            .is_some_and(|early| early.remove(&mid).is_some());
+        if !confirmed_early {
+            of_server(&mut inner.map, server).insert(mid, pending);
         }
     }
 
     pub(crate) fn confirm(&self, server: &str, mids: impl Iterator<Item = u64>) {
         let mut inner = self.lock();
         let now = Instant::now();
+        let Inner { map, early } = &mut *inner;
+        let mut pending = map.get_mut(server);
         for mid in mids {
-            let key = (mid, server.to_owned());
-            if inner.map.remove(&key).is_none() {
-                inner.early.insert(key, now);
+            let found = pending.as_mut().is_some_and(|p| p.remove(&mid).is_some());
+            if !found {
+                of_server(early, server).insert(mid, now);
             }
         }
-        if inner.early.len() > 1024 {
-            inner.early.retain(|_, at| now - *at < EARLY_CONFIRM_TTL);
+        if let Some(early) = early.get_mut(server) {
+            if early.len() > 1024 {
+                early.retain(|_, at| now - *at < EARLY_CONFIRM_TTL);
+            }
         }
     }
 
@@ -78,15 +96,12 @@ impl PendingDeliveries {
     pub(crate) fn overdue_servers(&self) -> Vec<String> {
         let now = Instant::now();
         let inner = self.lock();
-        let mut servers: Vec<String> = inner
+        inner
             .map
             .iter()
-            .filter(|(_, p)| now - p.sent >= CHECK_AFTER)
-            .map(|((_, s), _)| s.clone())
-            .collect();
-        servers.sort();
-        servers.dedup();
-        servers
+            .filter(|(_, pending)| pending.values().any(|p| now - p.sent >= CHECK_AFTER))
+            .map(|(server, _)| server.clone())
+            .collect()
     }
 
     /// Takes every delivery pending for `server` (dead), or only those past the confirm
@@ -94,19 +109,22 @@ impl PendingDeliveries {
     pub(crate) fn take(&self, server: &str, dead: bool) -> Vec<Pending> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let keys: Vec<(u64, String)> = inner
-            .map
+        let Some(pending) = inner.map.get_mut(server) else {
+            return Vec::new();
+        };
+        let overdue: Vec<u64> = pending
             .iter()
-            .filter(|((_, s), p)| s == server && (dead || now - p.sent >= CONFIRM_TIMEOUT))
-            .map(|(k, _)| k.clone())
+            .filter(|(_, p)| dead || now - p.sent >= CONFIRM_TIMEOUT)
+            .map(|(mid, _)| *mid)
             .collect();
-        keys.into_iter()
-            .filter_map(|k| inner.map.remove(&k))
+        overdue
+            .into_iter()
+            .filter_map(|mid| pending.remove(&mid))
             .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().map.values().map(HashMap::len).sum()
     }
 }
 
@@ -114,12 +132,12 @@ impl PendingDeliveries {
 /// the last holder drops it (all copies written or stored), the confirmation is queued.
 pub struct Receipt {
     cluster: Arc<Cluster>,
-    sender: String,
+    sender: Arc<str>,
     mid: u64,
 }
 
 impl Receipt {
-    pub(crate) fn new(cluster: Arc<Cluster>, sender: String, mid: u64) -> Receipt {
+    pub(crate) fn new(cluster: Arc<Cluster>, sender: Arc<str>, mid: u64) -> Receipt {
         Receipt {
             cluster,
             sender,
@@ -131,7 +149,7 @@ impl Receipt {
 impl Drop for Receipt {
     fn drop(&mut self) {
         self.cluster.send(Op::Confirm {
-            to: std::mem::take(&mut self.sender),
+            to: self.sender.clone(),
             mid: self.mid,
         });
     }
@@ -153,10 +171,10 @@ mod tests {
     fn a_confirmation_may_arrive_before_its_entry() {
         let p = PendingDeliveries::default();
         p.confirm("b", [7].into_iter());
-        p.insert(7, "b".into(), pending());
+        p.insert(7, "b", pending());
         assert_eq!(p.len(), 0);
-        p.insert(8, "b".into(), pending());
-        p.insert(8, "c".into(), pending());
+        p.insert(8, "b", pending());
+        p.insert(8, "c", pending());
         p.confirm("b", [8].into_iter());
         assert_eq!(p.len(), 1);
         assert_eq!(p.take("c", true).len(), 1);

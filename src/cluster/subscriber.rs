@@ -90,6 +90,8 @@ fn listen(cluster: &Arc<Cluster>, channel: &str, backoff: &mut Duration) -> redi
             log::warn!("redis: malformed delivery batch on {channel}");
             continue;
         };
+        // Shared by the batch's receipts: one allocation, not one per message.
+        let sender: Arc<str> = sender.into();
         let batch = deliveries
             .into_iter()
             .map(|delivery| RemoteDelivery {
