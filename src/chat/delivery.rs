@@ -32,12 +32,33 @@ pub(crate) fn outgoing(frame: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Deliveries for other loops gathered during one dispatch: (connection, user, frame) by
-/// target loop index. Each I/O thread runs one loop, so a thread-local is that loop's.
-type Outbox = Vec<Vec<(ConnId, UserId, Bytes)>>;
+/// One copy of a frame for a session on some loop; a copy from another server carries the
+/// receipt that confirms it to its sender.
+pub(crate) type SessionCopy = (ConnId, UserId, Bytes, Option<Arc<Receipt>>);
+
+/// Copies bound for sessions, gathered by the index of the loop that holds each session, so
+/// that they cross over as one task per loop (`ChatService::post_per_loop`).
+#[derive(Default)]
+pub(crate) struct PerLoop(Vec<Vec<SessionCopy>>);
+
+impl PerLoop {
+    const fn new() -> PerLoop {
+        PerLoop(Vec::new())
+    }
+
+    pub(crate) fn push(&mut self, copy: SessionCopy) {
+        let index = copy.0.loop_index();
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, Vec::new);
+        }
+        self.0[index].push(copy);
+    }
+}
 
 thread_local! {
-    static OUTBOX: RefCell<Outbox> = const { RefCell::new(Vec::new()) };
+    /// Deliveries for other loops gathered during one dispatch. Each I/O thread runs one
+    /// loop, so a thread-local is that loop's.
+    static OUTBOX: RefCell<PerLoop> = const { RefCell::new(PerLoop::new()) };
     static OUTBOX_SCHEDULED: Cell<bool> = const { Cell::new(false) };
     /// Receipts of frames queued with `send_later` in this loop turn (see `release_after_flush`).
     static UNFLUSHED_RECEIPTS: RefCell<Vec<Arc<Receipt>>> = const { RefCell::new(Vec::new()) };
@@ -102,14 +123,7 @@ impl ChatService {
         user: UserId,
         frame: Bytes,
     ) {
-        OUTBOX.with(|outbox| {
-            let mut outbox = outbox.borrow_mut();
-            let index = conn.loop_index();
-            if outbox.len() <= index {
-                outbox.resize_with(index + 1, Vec::new);
-            }
-            outbox[index].push((conn, user, frame));
-        });
+        OUTBOX.with(|outbox| outbox.borrow_mut().push((conn, user, frame, None)));
         let already_scheduled = OUTBOX_SCHEDULED.with(|scheduled| scheduled.replace(true));
         if !already_scheduled {
             let svc = self.clone();
@@ -121,14 +135,19 @@ impl ChatService {
     fn flush_outbox(self: &Arc<Self>) {
         OUTBOX_SCHEDULED.with(|s| s.set(false));
         let batches = OUTBOX.with(|outbox| std::mem::take(&mut *outbox.borrow_mut()));
-        for (index, batch) in batches.into_iter().enumerate() {
-            if batch.is_empty() {
+        self.post_per_loop(batches);
+    }
+
+    /// Hands each loop its copies as one task, delivered there in order.
+    pub(crate) fn post_per_loop(self: &Arc<Self>, batches: PerLoop) {
+        for (index, copies) in batches.0.into_iter().enumerate() {
+            if copies.is_empty() {
                 continue;
             }
             let svc = self.clone();
             self.on_loop(index, move |lp| {
-                for (conn, user, frame) in batch {
-                    svc.deliver_on_loop(lp, conn, user, &frame, None);
+                for (conn, user, frame, receipt) in copies {
+                    svc.deliver_on_loop(lp, conn, user, &frame, receipt);
                 }
             });
         }

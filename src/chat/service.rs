@@ -1,10 +1,11 @@
 //! ChatService: the state every loop and store worker shares, and the plumbing between them.
 
 use super::conn_state::ChatConn;
+use super::delivery::PerLoop;
 use super::group_cache::GroupCache;
 use super::sessions::Sessions;
 use super::workers::StoreWorkers;
-use crate::cluster::{Cluster, Receipt, RemoteDelivery};
+use crate::cluster::{Cluster, RemoteDelivery};
 use crate::net::{ConnId, EventLoop, LoopHandle};
 use crate::protocol::{reply, ErrorCode};
 use crate::store::{PasswordHasher, Store, UserId};
@@ -247,16 +248,13 @@ impl ChatService {
     }
 }
 
-/// One copy of a message from another server, on its way to a session's loop.
-type RemoteCopy = (ConnId, UserId, Bytes, Arc<Receipt>);
-
 impl crate::cluster::ClusterEvents for ChatService {
     fn deliver_remote(&self, batch: Vec<RemoteDelivery>) {
         // Each user's copy goes to the loop that holds the session, one task per loop for the
         // whole batch, in batch order; a user who left since the sender's lookup is stored,
         // there or here. Every path holds the receipt until its copy is written or stored.
         let Some(svc) = self.myself() else { return };
-        let mut per_loop: Vec<Vec<RemoteCopy>> = Vec::new();
+        let mut per_loop = PerLoop::default();
         for RemoteDelivery {
             users,
             frame,
@@ -267,27 +265,13 @@ impl crate::cluster::ClusterEvents for ChatService {
             for user in users {
                 match self.sessions.lookup(user) {
                     Some(conn) => {
-                        let index = conn.loop_index();
-                        if per_loop.len() <= index {
-                            per_loop.resize_with(index + 1, Vec::new);
-                        }
-                        per_loop[index].push((conn, user, frame.clone(), receipt.clone()));
+                        per_loop.push((conn, user, frame.clone(), Some(receipt.clone())));
                     }
                     None => svc.store_offline(user, frame.clone(), None, Some(receipt.clone())),
                 }
             }
         }
-        for (index, copies) in per_loop.into_iter().enumerate() {
-            if copies.is_empty() {
-                continue;
-            }
-            let svc = svc.clone();
-            self.on_loop(index, move |lp| {
-                for (conn, user, frame, receipt) in copies {
-                    svc.deliver_on_loop(lp, conn, user, &frame, Some(receipt));
-                }
-            });
-        }
+        svc.post_per_loop(per_loop);
     }
 
     fn undeliverable(&self, users: Vec<UserId>, frame: Bytes, sender: Option<(ConnId, i64)>) {
