@@ -13,6 +13,7 @@ pub mod chat;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod ids;
 pub mod net;
 pub mod protocol;
 pub mod store;

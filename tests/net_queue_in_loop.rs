@@ -77,17 +77,16 @@ fn eight_producers_hundred_thousand_tasks_each() {
 }
 
 #[test]
-fn run_in_loop_on_the_loop_thread_runs_before_the_next_poll_without_a_wakeup() {
+fn defer_runs_right_after_the_task_before_the_next_poll_without_a_wakeup() {
     let mut lp = EventLoop::new(0).unwrap();
     let handle = lp.handle();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let o = order.clone();
-    let h = handle.clone();
-    handle.queue_in_loop(move |_lp| {
+    handle.queue_in_loop(move |lp| {
         o.lock().unwrap().push("task");
         let o2 = o.clone();
         // On the loop's own thread: runs right after this task, not through the queue.
-        h.run_in_loop(move |_lp| o2.lock().unwrap().push("nested"));
+        lp.defer(move |_lp| o2.lock().unwrap().push("nested"));
         o.lock().unwrap().push("task end");
     });
     let wakeups_before = handle.wakeup_count();
@@ -100,7 +99,7 @@ fn run_in_loop_on_the_loop_thread_runs_before_the_next_poll_without_a_wakeup() {
     assert_eq!(
         handle.wakeup_count(),
         wakeups_before,
-        "run_in_loop woke its own loop"
+        "defer woke its own loop"
     );
     assert_eq!(handle.queued_count(), 1);
 }

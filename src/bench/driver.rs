@@ -570,7 +570,7 @@ impl Bench {
                     f(&sh, lp, conn);
                 }
                 // A local task runs after the closes `f` may have asked for: "done" means done.
-                lp.handle().run_in_loop(move |_| {
+                lp.defer(move |_| {
                     let _ = tx.send(());
                 });
             });

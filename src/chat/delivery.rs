@@ -127,7 +127,7 @@ impl ChatService {
         let already_scheduled = OUTBOX_SCHEDULED.with(|scheduled| scheduled.replace(true));
         if !already_scheduled {
             let svc = self.clone();
-            lp.handle().run_in_loop(move |_| svc.flush_outbox());
+            lp.defer(move |_| svc.flush_outbox());
         }
     }
 

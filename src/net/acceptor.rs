@@ -6,17 +6,20 @@
 //! close rather than a hang), and reopen the spare. If even the spare cannot be had, the caller
 //! pauses the listener for a moment instead of spinning.
 
+use super::channel::{token, Interest};
+use super::event_loop::{EventLoop, Source};
 use nix::errno::Errno;
 use nix::sys::socket::{accept4, SockFlag};
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// At most this many accepts per readiness event, so a connect storm cannot starve the
 /// loop's other work; level triggering brings the listener back on the next turn.
 const ACCEPT_BUDGET: usize = 256;
 
-pub(crate) type AcceptCallback = Box<dyn FnMut(&mut super::EventLoop, TcpStream)>;
+pub(crate) type AcceptCallback = Box<dyn FnMut(&mut EventLoop, TcpStream)>;
 
 pub(crate) enum AcceptStop {
     /// Nothing more to accept now (EAGAIN), or the budget is used.
@@ -29,8 +32,8 @@ pub(crate) struct Acceptor {
     pub(crate) listener: TcpListener,
     spare: Option<File>,
     pub(crate) on_accept: Option<AcceptCallback>,
-    /// Connections accepted and closed at once because the process was out of fds.
-    pub(crate) refused: u64,
+    /// Connections accepted and closed at once because the process was out of fds (logged).
+    refused: u64,
 }
 
 fn wrap(fd: RawFd) -> OwnedFd {
@@ -85,5 +88,81 @@ impl Acceptor {
             }
         }
         AcceptStop::Drained
+    }
+}
+
+/// Names a listener registered with `add_listener`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerId(usize, u32);
+
+/// The loop's side of its listeners.
+impl EventLoop {
+    /// Registers a listening socket; `on_accept` gets each accepted (non-blocking) stream.
+    pub fn add_listener(
+        &mut self,
+        listener: TcpListener,
+        on_accept: impl FnMut(&mut EventLoop, TcpStream) + 'static,
+    ) -> std::io::Result<ListenerId> {
+        let acceptor = Acceptor::new(listener, Box::new(on_accept) as AcceptCallback)?;
+        let generation = self.next_generation();
+        let entry = self.sources.vacant_entry();
+        let slot = entry.key();
+        self.poller.add(
+            &acceptor.listener,
+            token(slot, generation),
+            Interest::READABLE,
+        )?;
+        entry.insert((generation, Source::Listener(acceptor)));
+        Ok(ListenerId(slot, generation))
+    }
+
+    /// Stops accepting on `id` and closes its socket.
+    pub fn remove_listener(&mut self, id: ListenerId) {
+        let ours = matches!(self.sources.get(id.0), Some((g, Source::Listener(_))) if *g == id.1);
+        if ours {
+            if let (_, Source::Listener(acceptor)) = self.sources.remove(id.0) {
+                let _ = self.poller.delete(&acceptor.listener);
+            }
+        }
+    }
+
+    pub(crate) fn handle_accept(&mut self, slot: usize) {
+        let mut accepted = Vec::new();
+        let (stop, mut callback) = match self.sources.get_mut(slot) {
+            Some((_, Source::Listener(acceptor))) => (
+                acceptor.accept_pending(&mut accepted),
+                acceptor.on_accept.take(),
+            ),
+            _ => return,
+        };
+        if let Some(cb) = callback.as_mut() {
+            for stream in accepted {
+                cb(self, stream);
+            }
+        }
+        let generation = match self.sources.get_mut(slot) {
+            Some((g, Source::Listener(acceptor))) => {
+                acceptor.on_accept = callback;
+                *g
+            }
+            _ => return,
+        };
+        if let AcceptStop::OutOfFds = stop {
+            // No spare fd to shed the backlog with: stop listening for a moment rather than spin.
+            self.set_listener_interest(slot, generation, Interest::NONE);
+            self.run_after(Duration::from_millis(50), move |lp| {
+                lp.set_listener_interest(slot, generation, Interest::READABLE)
+            });
+        }
+    }
+
+    fn set_listener_interest(&mut self, slot: usize, generation: u32, interest: Interest) {
+        if let Some((g, Source::Listener(acceptor))) = self.sources.get(slot) {
+            if *g == generation {
+                let _ = self
+                    .poller
+                    .modify(&acceptor.listener, token(slot, generation), interest);
+            }
+        }
     }
 }

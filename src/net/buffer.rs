@@ -87,13 +87,6 @@ impl Buffer {
         self.write_index = 0;
     }
 
-    /// Consumes everything and returns it.
-    pub fn retrieve_all_as_vec(&mut self) -> Vec<u8> {
-        let out = self.peek().to_vec();
-        self.retrieve_all();
-        out
-    }
-
     /// Drops the storage if nothing is readable, so an idle owner holds no heap memory.
     pub fn release(&mut self) {
         if self.is_empty() {

@@ -21,10 +21,6 @@ impl Interest {
         readable: false,
         writable: false,
     };
-    pub const BOTH: Interest = Interest {
-        readable: true,
-        writable: true,
-    };
 }
 
 /// Token for the poller: `generation << 32 | slot`.

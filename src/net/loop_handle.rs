@@ -80,17 +80,6 @@ impl LoopHandle {
         }
     }
 
-    /// From a thread other than the loop's, the same as `queue_in_loop`. On the loop's own
-    /// thread the caller is inside a callback that already holds the loop, so the task is run
-    /// at the end of the current dispatch, before the loop polls again, without a wakeup.
-    pub fn run_in_loop(&self, task: impl FnOnce(&mut EventLoop) + Send + 'static) {
-        if self.is_in_loop_thread() {
-            super::event_loop::push_local_task(Box::new(task));
-        } else {
-            self.queue_in_loop(task);
-        }
-    }
-
     /// Asks the loop to leave `run` after its current turn. Safe from any thread.
     pub fn quit(&self) {
         self.shared.quit.store(true, Ordering::Release);

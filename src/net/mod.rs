@@ -2,7 +2,7 @@
 //!
 //! One [`EventLoop`] per thread owns an epoll [`Poller`], a slab of sources (connections,
 //! listeners, its wakeup eventfd, its timerfd, signalfds) and a timer queue. Other threads reach
-//! a loop only through its [`LoopHandle`] (`queue_in_loop`, `run_in_loop`, `quit`), and name a
+//! a loop only through its [`LoopHandle`] (`queue_in_loop`, `quit`), and name a
 //! connection only by its [`ConnId`], whose generation keeps a stale id from ever reaching a
 //! reused slot. A [`TcpServer`] accepts on a base loop and deals connections round-robin to the
 //! loops of an [`EventLoopThreadPool`]; a [`ConnectionHandler`] gets the events.
@@ -32,7 +32,9 @@ mod acceptor;
 mod buffer;
 mod channel;
 mod connection;
+mod connections;
 mod event_loop;
+mod handler;
 mod loop_handle;
 mod poller;
 mod server;
@@ -41,10 +43,13 @@ mod socket;
 mod thread_pool;
 mod timer_queue;
 
+pub use crate::ids::ConnId;
+pub use acceptor::ListenerId;
 pub use buffer::Buffer;
 pub use channel::Interest;
-pub use connection::{ConnId, ConnectionHandler, DEFAULT_HIGH_WATER_MARK};
+pub use connection::DEFAULT_HIGH_WATER_MARK;
 pub use event_loop::EventLoop;
+pub use handler::ConnectionHandler;
 pub use loop_handle::{LoopHandle, Task};
 pub use poller::{Poller, Ready};
 pub use server::{ServerOptions, TcpServer};

@@ -1,7 +1,8 @@
 //! TcpServer: the base loop accepts, I/O loops serve; connections are dealt round-robin.
 
-use super::connection::ConnectionHandler;
-use super::event_loop::{EventLoop, ListenerId};
+use super::acceptor::ListenerId;
+use super::event_loop::EventLoop;
+use super::handler::ConnectionHandler;
 use super::loop_handle::LoopHandle;
 use super::socket::bind_listener;
 use std::io;
@@ -73,11 +74,6 @@ impl TcpServer {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// Connections refused because the process ran out of file descriptors.
-    pub fn refused_connections(&self, base: &EventLoop) -> u64 {
-        base.refused_connections(self.listener)
     }
 
     /// Graceful stop: close the listener, then let every loop write what it owes, close its
