@@ -6,8 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chatserver::protocol::{Framer, Scan};
+use chatserver::protocol::Framer;
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 
 /// What the fake server got: every frame, and whether each one was followed by a NUL byte.
 struct Received {
@@ -64,12 +65,15 @@ fn serve(conn: &mut TcpStream, close_after_login: bool) -> Received {
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
-        while let Ok(Scan::Frame { start, end }) = framer.next_frame(&buf) {
-            if buf.get(end).is_some_and(|&b| b != 0) {
+        let mut requests = Vec::new();
+        let _ = framer.drain(&mut buf, |frame| {
+            if frame.next.is_some_and(|b| b != 0) {
                 got.nul_terminated = false;
             }
-            let req: Value = serde_json::from_slice(&buf[start..end]).expect("client sent JSON");
-            buf.drain(..end);
+            requests.push(serde_json::from_slice::<Value>(frame.bytes).expect("client sent JSON"));
+            ControlFlow::Continue(())
+        });
+        for req in requests {
             for reply in answer(&req) {
                 conn.write_all(reply.as_bytes()).expect("reply");
             }

@@ -21,9 +21,10 @@ use crate::net::{
     connect_nonblocking, Buffer, ConnId, ConnectionHandler, EventLoop, EventLoopThreadPool,
     LoopHandle,
 };
-use crate::protocol::{msgid, Framer, Scan};
+use crate::protocol::{msgid, Framer};
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -278,28 +279,21 @@ impl ConnectionHandler for BenchHandler {
     }
 
     fn on_message(&self, lp: &mut EventLoop, conn: ConnId, input: &mut Buffer) {
-        loop {
-            let Some(c) = lp.context_mut::<Conn>(conn) else {
-                input.retrieve_all();
-                return;
-            };
-            match c.framer.next_frame(input.peek()) {
-                Ok(Scan::Frame { start, end }) => {
-                    self.on_frame(lp, conn, &input.peek()[start..end]);
-                    input.retrieve(end);
-                }
-                Ok(Scan::Incomplete { discard }) => {
-                    input.retrieve(discard);
-                    return;
-                }
-                Err(e) => {
-                    self.sh
-                        .fail(format!("server sent an unframeable stream: {e}"));
-                    input.retrieve_all();
-                    lp.force_close(conn);
-                    return;
-                }
-            }
+        let Some(mut framer) = lp.context::<Conn>(conn).map(|c| c.framer.clone()) else {
+            return input.retrieve_all();
+        };
+        let drained = framer.drain(input, |frame| {
+            self.on_frame(lp, conn, frame.bytes);
+            ControlFlow::Continue(())
+        });
+        if let Some(c) = lp.context_mut::<Conn>(conn) {
+            c.framer = framer;
+        }
+        if let Err(e) = drained {
+            self.sh
+                .fail(format!("server sent an unframeable stream: {e}"));
+            input.retrieve_all();
+            lp.force_close(conn);
         }
     }
 

@@ -4,8 +4,9 @@
 //! padding up to `--size` bytes, `t_ns` being nanoseconds on this process's monotonic clock,
 //! so whichever loop receives a message knows who sent it and how long it took.
 
-use crate::protocol::msgid;
+use crate::protocol::build;
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::fmt::Write;
 
 /// How frames end: a newline (v1, readable) or a NUL (the seeds' client does that).
@@ -16,6 +17,13 @@ pub struct Wire {
 
 /// The text that starts every bench message's `msg`.
 const MARK: &[u8] = b"\"msg\":\"b:";
+/// The `time` of every bench message.
+const TIME: &str = "2024-01-01 00:00:00";
+
+thread_local! {
+    /// Each client loop writes its messages' text here, so sending allocates nothing.
+    static TEXT: RefCell<String> = RefCell::new(String::with_capacity(256));
+}
 
 impl Wire {
     fn end(self, out: &mut Vec<u8>) {
@@ -23,51 +31,32 @@ impl Wire {
     }
 
     pub fn register(self, out: &mut Vec<u8>, name: &str, password: &str) {
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{},"name":"{name}","password":"{password}"}}"#,
-            msgid::REG_MSG
-        );
+        build::register(out, name, password);
         self.end(out);
     }
 
     pub fn login(self, out: &mut Vec<u8>, id: i64, password: &str) {
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{},"id":{id},"password":"{password}"}}"#,
-            msgid::LOGIN_MSG
-        );
+        build::login(out, id, password);
         self.end(out);
     }
 
     pub fn logout(self, out: &mut Vec<u8>, id: i64) {
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{},"id":{id}}}"#,
-            msgid::LOGINOUT_MSG
-        );
+        build::logout(out, id);
         self.end(out);
     }
 
     pub fn create_group(self, out: &mut Vec<u8>, id: i64, name: &str) {
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{},"id":{id},"groupname":"{name}","groupdesc":"chat-bench"}}"#,
-            msgid::CREATE_GROUP_MSG
-        );
+        build::create_group(out, id, name, "chat-bench");
         self.end(out);
     }
 
     pub fn join_group(self, out: &mut Vec<u8>, id: i64, group: i64) {
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{},"id":{id},"groupid":{group}}}"#,
-            msgid::ADD_GROUP_MSG
-        );
+        build::join_group(out, id, group);
         self.end(out);
     }
 
-    /// A ONE_CHAT_MSG (`group` false, `to` a user) or GROUP_CHAT_MSG (`to` a group).
+    /// A ONE_CHAT_MSG (`group` false, `to` a user) or GROUP_CHAT_MSG (`to` a group) whose
+    /// text is the stamp `b:<sender>:<seq>:<t_ns>:` padded with `x` to `size` bytes.
     #[allow(clippy::too_many_arguments)]
     pub fn chat(
         self,
@@ -80,34 +69,19 @@ impl Wire {
         t_ns: u64,
         size: usize,
     ) {
-        let (msgid, to_key) = if group {
-            (msgid::GROUP_CHAT_MSG, "groupid")
-        } else {
-            (msgid::ONE_CHAT_MSG, "toid")
-        };
-        let _ = write!(
-            Text(out),
-            r#"{{"msgid":{msgid},"id":{},"name":"{}","{to_key}":{to},"#,
-            from.0,
-            from.1
-        );
-        out.extend_from_slice(MARK);
-        let text_start = out.len() - 2; // the "b:" belongs to the msg text
-        let _ = write!(Text(out), "{sender}:{seq}:{t_ns}:");
-        let text_len = out.len() - text_start;
-        out.resize(out.len() + size.saturating_sub(text_len), b'x');
-        out.extend_from_slice(br#"","time":"2024-01-01 00:00:00"}"#);
+        TEXT.with(|text| {
+            let mut text = text.borrow_mut();
+            text.clear();
+            let _ = write!(text, "b:{sender}:{seq}:{t_ns}:");
+            let pad = size.saturating_sub(text.len());
+            text.extend(std::iter::repeat_n('x', pad));
+            if group {
+                build::group_chat(out, from.0, from.1, to, &text, TIME);
+            } else {
+                build::one_chat(out, from.0, from.1, to, &text, TIME);
+            }
+        });
         self.end(out);
-    }
-}
-
-/// `fmt::Write` into a byte vector, so requests are formatted without a String in between.
-struct Text<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Text<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

@@ -288,7 +288,7 @@ impl Client {
     }
 
     /// Sends LOGINOUT_MSG and waits up to `timeout` for its ack (frames before it print).
-    fn logout(&self, frame: &serde_json::Value, timeout: Duration) {
+    fn logout(&self, frame: &[u8], timeout: Duration) {
         match self
             .link
             .request(frame, msgid::LOGINOUT_MSG, msgid::LOGINOUT_ACK, timeout)

@@ -9,7 +9,8 @@ use super::cmd;
 use super::conn_state::ChatConn;
 use super::service::ChatService;
 use crate::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
-use crate::protocol::{parse_request, reply, ErrorCode, Request, Scan};
+use crate::protocol::{parse_request, reply, ErrorCode, Request};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// The chat server's connection handler, shared by every loop.
@@ -30,38 +31,31 @@ impl ConnectionHandler for ChatHandler {
     }
 
     fn on_message(&self, lp: &mut EventLoop, conn: ConnId, input: &mut Buffer) {
-        loop {
-            let Some(c) = lp.context_mut::<ChatConn>(conn) else {
-                input.retrieve_all();
-                return;
-            };
-            if c.closing {
-                input.retrieve_all();
-                return;
+        let mut framer = match lp.context::<ChatConn>(conn) {
+            Some(c) if c.closing => return input.retrieve_all(),
+            // The rest waits for the pending request; see ChatService::run_busy.
+            Some(c) if c.busy => return,
+            Some(c) => c.framer.clone(),
+            None => return input.retrieve_all(),
+        };
+        let drained = framer.drain(input, |frame| {
+            self.handle_frame(lp, conn, frame.bytes);
+            match lp.context::<ChatConn>(conn) {
+                Some(c) if !c.busy && !c.closing => ControlFlow::Continue(()),
+                _ => ControlFlow::Break(()),
             }
-            if c.busy {
-                return; // the rest waits for the pending request; see ChatService::run_busy
-            }
-            match c.framer.next_frame(input.peek()) {
-                Ok(Scan::Frame { start, end }) => {
-                    let frame = &input.peek()[start..end];
-                    self.handle_frame(lp, conn, frame);
-                    input.retrieve(end);
-                }
-                Ok(Scan::Incomplete { discard }) => {
-                    input.retrieve(discard);
-                    return;
-                }
-                Err(e) => {
-                    // Garbage or an oversize frame: answer once, then close; the bytes are
-                    // not worth reading further.
-                    c.closing = true;
-                    input.retrieve_all();
-                    lp.send(conn, &reply::frame_error(e));
-                    lp.close_after_flush(conn);
-                    return;
-                }
-            }
+        });
+        let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+            return input.retrieve_all();
+        };
+        c.framer = framer;
+        if let Err(e) = drained {
+            // Garbage or an oversize frame: answer once, then close; the bytes are not worth
+            // reading further.
+            c.closing = true;
+            input.retrieve_all();
+            lp.send(conn, &reply::frame_error(e));
+            lp.close_after_flush(conn);
         }
     }
 

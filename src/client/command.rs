@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
-
-use crate::protocol::msgid;
+use crate::protocol::build;
 
 /// One line typed at the chat menu.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,57 +159,51 @@ pub fn parse_command(line: &str) -> Result<Command, CommandError> {
 }
 
 impl Command {
-    /// The request frame this command sends, or `None` for `help` (handled locally).
-    /// `time` stamps chat messages; `seq` tags a ping.
-    pub fn request(&self, me: &Me, time: &str, seq: u64) -> Option<Value> {
+    /// The JSON text of the request this command sends, or `None` for `help` (handled
+    /// locally). `time` stamps chat messages; `seq` tags a ping.
+    pub fn request(&self, me: &Me, time: &str, seq: u64) -> Option<Vec<u8>> {
         let id = me.id;
-        Some(match self {
+        let mut out = Vec::new();
+        match self {
             Command::Help => return None,
-            Command::Chat { toid, msg } => json!({
-                "msgid": msgid::ONE_CHAT_MSG, "id": id, "name": me.name,
-                "toid": toid, "msg": msg, "time": time,
-            }),
-            Command::GroupChat { groupid, msg } => json!({
-                "msgid": msgid::GROUP_CHAT_MSG, "id": id, "name": me.name,
-                "groupid": groupid, "msg": msg, "time": time,
-            }),
-            Command::AddFriend { friendid } => {
-                json!({"msgid": msgid::ADD_FRIEND_MSG, "id": id, "friendid": friendid})
+            Command::Chat { toid, msg } => {
+                build::one_chat(&mut out, id, &me.name, *toid, msg, time)
             }
-            Command::CreateGroup { name, desc } => json!({
-                "msgid": msgid::CREATE_GROUP_MSG, "id": id,
-                "groupname": name, "groupdesc": desc,
-            }),
-            Command::AddGroup { groupid } => {
-                json!({"msgid": msgid::ADD_GROUP_MSG, "id": id, "groupid": groupid})
+            Command::GroupChat { groupid, msg } => {
+                build::group_chat(&mut out, id, &me.name, *groupid, msg, time)
             }
-            Command::Loginout => json!({"msgid": msgid::LOGINOUT_MSG, "id": id}),
-            Command::Friends => json!({"msgid": msgid::FRIEND_LIST_MSG, "id": id}),
-            Command::Groups => json!({"msgid": msgid::GROUP_LIST_MSG, "id": id}),
-            Command::LeaveGroup { groupid } => {
-                json!({"msgid": msgid::LEAVE_GROUP_MSG, "id": id, "groupid": groupid})
-            }
-            Command::DelFriend { friendid } => {
-                json!({"msgid": msgid::REMOVE_FRIEND_MSG, "id": id, "friendid": friendid})
-            }
-            Command::Ping => json!({"msgid": msgid::PING_MSG, "seq": seq}),
-        })
+            Command::AddFriend { friendid } => build::add_friend(&mut out, id, *friendid),
+            Command::CreateGroup { name, desc } => build::create_group(&mut out, id, name, desc),
+            Command::AddGroup { groupid } => build::join_group(&mut out, id, *groupid),
+            Command::Loginout => build::logout(&mut out, id),
+            Command::Friends => build::friend_list(&mut out, id),
+            Command::Groups => build::group_list(&mut out, id),
+            Command::LeaveGroup { groupid } => build::leave_group(&mut out, id, *groupid),
+            Command::DelFriend { friendid } => build::remove_friend(&mut out, id, *friendid),
+            Command::Ping => build::ping(&mut out, Some(seq)),
+        }
+        Some(out)
     }
 }
 
 /// LOGIN_MSG.
-pub fn login_request(id: i64, password: &str) -> Value {
-    json!({"msgid": msgid::LOGIN_MSG, "id": id, "password": password})
+pub fn login_request(id: i64, password: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    build::login(&mut out, id, password);
+    out
 }
 
 /// REG_MSG.
-pub fn register_request(name: &str, password: &str) -> Value {
-    json!({"msgid": msgid::REG_MSG, "name": name, "password": password})
+pub fn register_request(name: &str, password: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    build::register(&mut out, name, password);
+    out
 }
 
 /// A frame as the seeds' client sends it: the JSON text followed by a NUL byte.
-pub fn encode(frame: &Value) -> Vec<u8> {
-    let mut bytes = frame.to_string().into_bytes();
+pub fn encode(json: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(json.len() + 1);
+    bytes.extend_from_slice(json);
     bytes.push(0);
     bytes
 }
@@ -219,6 +211,7 @@ pub fn encode(frame: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn me() -> Me {
         Me {
@@ -337,21 +330,24 @@ mod tests {
         assert!(!parse_command("x").unwrap_err().to_string().is_empty());
     }
 
+    fn value(bytes: Option<Vec<u8>>) -> Option<Value> {
+        bytes.map(|b| serde_json::from_slice(&b).expect("requests are JSON"))
+    }
+
     #[test]
     fn requests_carry_the_fields() {
         let t = "2024-05-01 10:00:00";
-        let chat = parse_command("chat:15:hello")
-            .unwrap()
-            .request(&me(), t, 0)
-            .unwrap();
+        let chat = value(parse_command("chat:15:hello").unwrap().request(&me(), t, 0)).unwrap();
         assert_eq!(
             chat,
             json!({"msgid":6,"id":13,"name":"zhang san","toid":15,"msg":"hello","time":t})
         );
-        let gc = parse_command("groupchat:2:hi all")
-            .unwrap()
-            .request(&me(), t, 0)
-            .unwrap();
+        let gc = value(
+            parse_command("groupchat:2:hi all")
+                .unwrap()
+                .request(&me(), t, 0),
+        )
+        .unwrap();
         assert_eq!(
             gc,
             json!({"msgid":10,"id":13,"name":"zhang san","groupid":2,"msg":"hi all","time":t})
@@ -371,7 +367,7 @@ mod tests {
             ("ping", json!({"msgid":24,"seq":7})),
         ];
         for (line, want) in cases {
-            let got = parse_command(line).unwrap().request(&me(), t, 7);
+            let got = value(parse_command(line).unwrap().request(&me(), t, 7));
             assert_eq!(got, Some(want), "{line}");
         }
         assert_eq!(Command::Help.request(&me(), t, 0), None);
@@ -380,14 +376,14 @@ mod tests {
     #[test]
     fn menu_requests_and_encoding() {
         assert_eq!(
-            login_request(13, "pw"),
-            json!({"msgid":1,"id":13,"password":"pw"})
+            value(Some(login_request(13, "pw"))),
+            Some(json!({"msgid":1,"id":13,"password":"pw"}))
         );
         assert_eq!(
-            register_request("li si", "pw"),
-            json!({"msgid":4,"name":"li si","password":"pw"})
+            value(Some(register_request("li si", "pw"))),
+            Some(json!({"msgid":4,"name":"li si","password":"pw"}))
         );
-        let bytes = encode(&json!({"msgid":24}));
+        let bytes = encode(b"{\"msgid\":24}");
         assert_eq!(bytes, b"{\"msgid\":24}\0");
     }
 

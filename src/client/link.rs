@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::command::encode;
 use super::console::Console;
 use super::display::{frame_lines, sanitize};
-use crate::protocol::{msgid, Framer, Scan};
+use crate::protocol::{msgid, Framer};
+use std::ops::ControlFlow;
 
 /// Server frames can be large (a long group list); beyond this the stream is not ours.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -90,12 +91,12 @@ impl Link {
     }
 
     /// Sends one frame (NUL-terminated, as the seeds' client does).
-    pub fn send(&self, frame: &Value) -> io::Result<()> {
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         (&self.stream).write_all(&encode(frame))
     }
 
     /// Sends a ping tagged `seq`; its pong will show the round-trip time.
-    pub fn ping(&self, frame: &Value, seq: u64) -> io::Result<()> {
+    pub fn ping(&self, frame: &[u8], seq: u64) -> io::Result<()> {
         self.shared.state().pings.insert(seq, Instant::now());
         self.send(frame)
     }
@@ -104,7 +105,7 @@ impl Link {
     /// ERROR_MSG about `request`. Other frames are printed meanwhile.
     pub fn request(
         &self,
-        frame: &Value,
+        frame: &[u8],
         request: i64,
         reply: i64,
         timeout: Duration,
@@ -159,25 +160,16 @@ fn read_loop(mut stream: TcpStream, shared: &Shared) {
             Err(_) => break,
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        loop {
-            match framer.next_frame(&buf) {
-                Ok(Scan::Frame { start, end }) => {
-                    dispatch(shared, buf.get(start..end).unwrap_or_default());
-                    buf.drain(..end.min(buf.len()));
-                }
-                Ok(Scan::Incomplete { discard }) => {
-                    buf.drain(..discard.min(buf.len()));
-                    break;
-                }
-                Err(e) => {
-                    // The stream lost sync; drop what we have and hope the next read is clean.
-                    shared
-                        .console
-                        .incoming(&[format!("error: unreadable data from server ({e})")]);
-                    buf.clear();
-                    break;
-                }
-            }
+        let drained = framer.drain(&mut buf, |frame| {
+            dispatch(shared, frame.bytes);
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = drained {
+            // The stream lost sync; drop what we have and hope the next read is clean.
+            shared
+                .console
+                .incoming(&[format!("error: unreadable data from server ({e})")]);
+            buf.clear();
         }
     }
     if shared.state().closing {

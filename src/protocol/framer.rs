@@ -1,6 +1,11 @@
 //! `Framer`: cuts JSON values out of a byte stream by depth counting, resuming where it left off.
+//!
+//! [`Framer::drain`] is how every reader of the crate takes frames out of its input (the
+//! server's connections, bin/client, chat-bench, the tests); [`Framer::next_frame`] is the
+//! step underneath it.
 
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// Largest frame accepted unless the caller asks for another limit.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
@@ -71,6 +76,40 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
+/// Bytes a framer can drain: the unread part of some input queue, and a way to drop a prefix.
+pub trait FrameInput {
+    fn unread(&self) -> &[u8];
+    fn consume(&mut self, n: usize);
+}
+
+impl FrameInput for Vec<u8> {
+    fn unread(&self) -> &[u8] {
+        self
+    }
+    fn consume(&mut self, n: usize) {
+        self.drain(..n.min(self.len()));
+    }
+}
+
+impl FrameInput for crate::net::Buffer {
+    fn unread(&self) -> &[u8] {
+        self.peek()
+    }
+    fn consume(&mut self, n: usize) {
+        self.retrieve(n);
+    }
+}
+
+/// One frame handed out by [`Framer::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// One JSON value, as the peer wrote it.
+    pub bytes: &'a [u8],
+    /// The byte right after the frame, if it has arrived: it tells how the peer ends its
+    /// frames (the seeds' client with a NUL, ours with a newline).
+    pub next: Option<u8>,
+}
+
 impl Default for Framer {
     fn default() -> Self {
         Framer::new(DEFAULT_MAX_FRAME)
@@ -95,6 +134,56 @@ impl Framer {
     /// The configured frame size limit.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// Hands every complete frame of `input` to `on_frame`, in order, and consumes them (and
+    /// the whitespace or NULs around them); a partial frame stays for the next call. Stops
+    /// early, after the frame it was given, when `on_frame` breaks. After an error the stream
+    /// has lost sync (the frames before it were handed out and consumed): close it.
+    ///
+    /// ```
+    /// use chatserver::protocol::Framer;
+    /// use std::ops::ControlFlow;
+    ///
+    /// let mut framer = Framer::default();
+    /// let mut input: Vec<u8> = b"{\"msgid\":24}\0{\"msgid\":24,\"seq\":".to_vec();
+    /// let mut frames = Vec::new();
+    /// framer.drain(&mut input, |frame| {
+    ///     frames.push((frame.bytes.to_vec(), frame.next));
+    ///     ControlFlow::Continue(())
+    /// }).unwrap();
+    /// assert_eq!(frames, vec![(b"{\"msgid\":24}".to_vec(), Some(0))]);
+    /// assert_eq!(input, b"{\"msgid\":24,\"seq\":"); // waits for the rest
+    /// ```
+    pub fn drain<I: FrameInput + ?Sized>(
+        &mut self,
+        input: &mut I,
+        mut on_frame: impl FnMut(Frame<'_>) -> ControlFlow<()>,
+    ) -> Result<(), FrameError> {
+        // Consumed once at the end, so a Vec is not shifted once per frame.
+        let mut at = 0;
+        let result = loop {
+            let bytes = &input.unread()[at..];
+            match self.next_frame(bytes) {
+                Ok(Scan::Frame { start, end }) => {
+                    let frame = Frame {
+                        bytes: &bytes[start..end],
+                        next: bytes.get(end).copied(),
+                    };
+                    at += end;
+                    if on_frame(frame).is_break() {
+                        break Ok(());
+                    }
+                }
+                Ok(Scan::Incomplete { discard }) => {
+                    at += discard;
+                    break Ok(());
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        input.consume(at);
+        result
     }
 
     /// Looks for the next frame in `input`, the caller's unconsumed bytes.

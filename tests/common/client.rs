@@ -1,14 +1,17 @@
 //! A blocking protocol-v1 client for the tests: frames with the crate's own Framer.
 #![allow(dead_code)]
 
-use chatserver::protocol::{Framer, Scan};
+use chatserver::protocol::{build, Framer};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(10);
+/// The `time` field of the chat messages the tests send.
+pub const TIME: &str = "2026-01-01 00:00:00";
 
 pub struct Client {
     pub stream: TcpStream,
@@ -44,6 +47,19 @@ impl Client {
         self.raw(&bytes);
     }
 
+    /// Sends a request made by one of `chatserver::protocol::build`'s builders.
+    pub fn send_built(&mut self, build: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = Vec::new();
+        build(&mut bytes);
+        bytes.push(0);
+        self.raw(&bytes);
+    }
+
+    fn request_built(&mut self, build: impl FnOnce(&mut Vec<u8>), reply: i64) -> Value {
+        self.send_built(build);
+        self.recv_msgid(reply)
+    }
+
     fn read_some(&mut self, deadline: Instant) -> bool {
         let now = Instant::now();
         if now >= deadline || self.closed {
@@ -60,21 +76,15 @@ impl Client {
             }
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    match self.framer.next_frame(&self.buf) {
-                        Ok(Scan::Frame { start, end }) => {
-                            let raw = self.buf[start..end].to_vec();
-                            let value = serde_json::from_slice(&raw).expect("server sent bad JSON");
-                            self.inbox.push_back((value, raw));
-                            self.buf.drain(..end);
-                        }
-                        Ok(Scan::Incomplete { discard }) => {
-                            self.buf.drain(..discard);
-                            break;
-                        }
-                        Err(e) => panic!("server output does not frame: {e}"),
-                    }
-                }
+                let inbox = &mut self.inbox;
+                self.framer
+                    .drain(&mut self.buf, |frame| {
+                        let value =
+                            serde_json::from_slice(frame.bytes).expect("server sent bad JSON");
+                        inbox.push_back((value, frame.bytes.to_vec()));
+                        ControlFlow::Continue(())
+                    })
+                    .unwrap_or_else(|e| panic!("server output does not frame: {e}"));
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
@@ -171,17 +181,17 @@ impl Client {
 
     /// Registers `name`, returns the new id.
     pub fn register(&mut self, name: &str, password: &str) -> i64 {
-        let r = self.request(json!({"msgid": 4, "name": name, "password": password}), 5);
+        let r = self.request_built(|o| build::register(o, name, password), 5);
         assert_eq!(r["errno"], 0, "register {name}: {r}");
         r["id"].as_i64().expect("id")
     }
 
     pub fn login(&mut self, id: i64, password: &str) -> Value {
-        self.request(json!({"msgid": 1, "id": id, "password": password}), 2)
+        self.request_built(|o| build::login(o, id, password), 2)
     }
 
     pub fn chat(&mut self, from: i64, to: i64, msg: &str) {
-        self.send(&json!({"msgid": 6, "id": from, "name": "n", "toid": to, "msg": msg, "time": "2026-01-01 00:00:00"}));
+        self.send_built(|o| build::one_chat(o, from, "n", to, msg, TIME));
     }
 
     /// The next ONE_CHAT_MSG (6) or GROUP_CHAT_MSG (10) whose `msg` is `msg`.
@@ -194,16 +204,13 @@ impl Client {
 
     /// ADD_FRIEND_MSG; returns the reply (ack 13 or error 11).
     pub fn add_friend(&mut self, id: i64, friend: i64) -> Value {
-        self.send(&json!({"msgid": 7, "id": id, "friendid": friend}));
+        self.send_built(|o| build::add_friend(o, id, friend));
         self.recv_any_of(&[13, 11])
     }
 
     /// CREATE_GROUP_MSG that must succeed; returns the group id.
     pub fn create_group(&mut self, id: i64, name: &str, desc: &str) -> i64 {
-        let r = self.request(
-            json!({"msgid": 8, "id": id, "groupname": name, "groupdesc": desc}),
-            14,
-        );
+        let r = self.request_built(|o| build::create_group(o, id, name, desc), 14);
         assert_eq!(r["errno"], 0, "create group {name}: {r}");
         assert_eq!(r["groupname"], name, "create group ack: {r}");
         r["groupid"].as_i64().expect("groupid")
@@ -211,12 +218,12 @@ impl Client {
 
     /// ADD_GROUP_MSG that must succeed.
     pub fn join_group(&mut self, id: i64, group: i64) {
-        let r = self.request(json!({"msgid": 9, "id": id, "groupid": group}), 15);
+        let r = self.request_built(|o| build::join_group(o, id, group), 15);
         assert_eq!(r, json!({"msgid": 15, "errno": 0, "groupid": group}));
     }
 
     pub fn group_chat(&mut self, from: i64, group: i64, msg: &str) {
-        self.send(&json!({"msgid": 10, "id": from, "name": "n", "groupid": group, "msg": msg, "time": "2026-01-01 00:00:00"}));
+        self.send_built(|o| build::group_chat(o, from, "n", group, msg, TIME));
     }
 
     /// The next frame whose msgid is one of `msgids`.
@@ -228,7 +235,7 @@ impl Client {
     /// A ping round trip; returns how long it took.
     pub fn ping(&mut self, seq: i64) -> Duration {
         let start = Instant::now();
-        self.send(&json!({"msgid": 24, "seq": seq}));
+        self.send_built(|o| build::ping(o, Some(seq as u64)));
         self.wait_for(WAIT, |v| v["msgid"] == 25 && v["seq"] == seq)
             .unwrap_or_else(|| panic!("no pong {seq} within {WAIT:?}"));
         start.elapsed()

@@ -9,9 +9,10 @@ use crate::bench::driver::{Bench, Conn, Role, User};
 use crate::bench::stats::Report;
 use crate::bench::wire::{read_frame, Incoming, Wire};
 use crate::bench::BenchConfig;
-use crate::protocol::{msgid, Framer, Scan};
+use crate::protocol::{msgid, Framer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// Dropped users that log in again to prove the server clean.
@@ -138,12 +139,15 @@ fn probe_login(addr: SocketAddr, wire: Wire, id: i64, password: &str) -> std::io
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         input.extend_from_slice(&chunk[..n]);
-        match framer.next_frame(&input) {
-            Ok(Scan::Frame { start, end }) => return Ok(input[start..end].to_vec()),
-            Ok(Scan::Incomplete { discard }) => {
-                input.drain(..discard);
-            }
-            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        let mut first = None;
+        framer
+            .drain(&mut input, |frame| {
+                first = Some(frame.bytes.to_vec());
+                ControlFlow::Break(())
+            })
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Some(frame) = first {
+            return Ok(frame);
         }
     }
 }
