@@ -1,7 +1,7 @@
 //! The server process: wires store, chat service, loops and signals from a `Config`.
 
 use crate::chat::{ChatConfig, ChatHandler, ChatService};
-use crate::cluster::Cluster;
+use crate::cluster::{Bus, LocalBus, RedisBus};
 use crate::config::Config;
 use crate::net::{
     block_termination_signals, EventLoop, EventLoopThreadPool, ServerOptions, TcpServer,
@@ -30,13 +30,13 @@ pub fn run(config: Config) -> Result<(), String> {
         auth_timeout: config.auth_timeout,
         store_workers: config.store_workers,
     };
-    let cluster = match &config.redis {
-        Some(url) => Some(
-            Cluster::new(url, &config.server_name()).map_err(|e| format!("--redis {url}: {e}"))?,
-        ),
-        None => None,
+    let bus: Arc<dyn Bus> = match &config.redis {
+        Some(url) => {
+            RedisBus::new(url, &config.server_name()).map_err(|e| format!("--redis {url}: {e}"))?
+        }
+        None => Arc::new(LocalBus::default()),
     };
-    let svc = ChatService::new(chat_config, store, hasher, cluster)
+    let svc = ChatService::new(chat_config, store, hasher, bus)
         .map_err(|e| format!("service threads: {e}"))?;
 
     let mut base = EventLoop::new(0).map_err(|e| format!("event loop: {e}"))?;

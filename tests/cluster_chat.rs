@@ -80,7 +80,9 @@ fn servers_of(cluster: &ChatCluster, users: &[i64]) -> HashSet<String> {
     users
         .iter()
         .map(|u| {
-            let token: String = con.get(format!("chat:user:{u}")).expect("presence key");
+            let token: String = con
+                .get(chatserver::cluster::wire::user_key(*u))
+                .expect("presence key");
             token.split('|').next().unwrap().to_owned()
         })
         .collect()

@@ -122,7 +122,9 @@ fn thousand_users_churning_across_two_servers() {
     let mut con = cluster.redis.conn();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let keys: Vec<String> = con.keys("chat:user:*").unwrap();
+        let keys: Vec<String> = con
+            .keys(format!("{}*", chatserver::cluster::wire::USER_PREFIX))
+            .unwrap();
         let mut present = HashMap::new();
         for key in &keys {
             let token: Option<String> = con.get(key).unwrap();

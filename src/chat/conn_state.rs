@@ -1,8 +1,8 @@
 //! ChatConn: what the chat layer keeps per connection (the connection's context).
 
+use super::delivery::Parcel;
+use crate::ids::UserId;
 use crate::protocol::Framer;
-use crate::store::UserId;
-use bytes::Bytes;
 use std::time::Instant;
 
 pub(crate) struct ChatConn {
@@ -13,7 +13,7 @@ pub(crate) struct ChatConn {
     /// to be) claimed, so deliveries are held here until the login ack has gone out.
     pub(crate) pending_login: Option<UserId>,
     /// Chat frames that arrived for `pending_login` before its ack.
-    pub(crate) held: Vec<Bytes>,
+    pub(crate) held: Vec<Parcel>,
     /// A request of this connection is being served by a store worker: later frames wait in
     /// the input buffer, so every connection's requests are answered in order.
     pub(crate) busy: bool,

@@ -2,20 +2,27 @@
 //!
 //! A frame the server accepted ends in exactly one place: written to the recipient's
 //! connection, or stored for the recipient. Whoever finds the recipient gone stores it: the
-//! sender's loop when the recipient has no session, the recipient's loop when the connection
-//! closed (or changed user) before the frame got there, the login path when a held frame's
-//! login fails. A frame stored while its recipient was logging in may miss that login's
-//! offline batch; the worker that stored it then sees the session and hands it over.
+//! sender's loop when the recipient has no session anywhere (through the bus), the
+//! recipient's loop when the connection closed (or changed user) before the frame got there,
+//! the login path when a held frame's login fails. A frame stored while its recipient was
+//! logging in may miss that login's offline batch; the worker that stored it then sees the
+//! session and hands it over.
+//!
+//! Per loop, deliveries for sessions on other loops are gathered during a turn and cross over
+//! at its end as one task per target loop; copies that came from another server are settled
+//! with the bus once the turn's output is written (two hooks of the loop, see `attach`).
 
 use super::conn_state::ChatConn;
-use super::service::ChatService;
-use super::workers::OfflineJob;
-use crate::cluster::Receipt;
-use crate::net::{ConnId, EventLoop};
+use super::loops::Loops;
+use super::sessions::Sessions;
+use super::workers::{OfflineJob, StoreWorkers};
+use crate::cluster::{Bus, Origin, Receipt};
+use crate::ids::{ConnId, UserId};
+use crate::net::EventLoop;
 use crate::protocol::{reply, ErrorCode};
-use crate::store::{StoreResult, UserId};
+use crate::store::StoreResult;
 use bytes::Bytes;
-use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The JSON text of a frame as stored offline: the frame without its trailing newline.
@@ -32,110 +39,134 @@ pub(crate) fn outgoing(frame: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// One copy of a frame for a session on some loop; a copy from another server carries the
-/// receipt that confirms it to its sender.
-pub(crate) type SessionCopy = (ConnId, UserId, Bytes, Option<Arc<Receipt>>);
+/// One recipient's copy of a frame; a copy from another server carries the receipt that
+/// settles it with its sender once written or stored.
+pub(crate) struct Parcel {
+    pub(crate) frame: Bytes,
+    pub(crate) receipt: Option<Arc<Receipt>>,
+}
 
-/// Copies bound for sessions, gathered by the index of the loop that holds each session, so
-/// that they cross over as one task per loop (`ChatService::post_per_loop`).
+impl Parcel {
+    pub(crate) fn local(frame: Bytes) -> Parcel {
+        Parcel {
+            frame,
+            receipt: None,
+        }
+    }
+}
+
+/// A copy bound for the session `conn` of `user` on some loop.
+type SessionCopy = (ConnId, UserId, Parcel);
+
+/// One loop's delivery state, owned by the loop (`EventLoop::state`).
+#[derive(Default)]
+struct LoopDeliveries {
+    /// Copies for sessions on other loops, by target loop index, gathered during the turn.
+    outbox: Vec<Vec<SessionCopy>>,
+    /// Receipts of copies queued with `send_later` this turn, settled once it is written.
+    written: Vec<Arc<Receipt>>,
+}
+
+/// Copies grouped by the loop that holds each session.
 #[derive(Default)]
 pub(crate) struct PerLoop(Vec<Vec<SessionCopy>>);
 
 impl PerLoop {
-    const fn new() -> PerLoop {
-        PerLoop(Vec::new())
-    }
-
     pub(crate) fn push(&mut self, copy: SessionCopy) {
-        let index = copy.0.loop_index();
-        if self.0.len() <= index {
-            self.0.resize_with(index + 1, Vec::new);
-        }
-        self.0[index].push(copy);
+        push_for_loop(&mut self.0, copy);
     }
 }
 
-thread_local! {
-    /// Deliveries for other loops gathered during one dispatch. Each I/O thread runs one
-    /// loop, so a thread-local is that loop's.
-    static OUTBOX: RefCell<PerLoop> = const { RefCell::new(PerLoop::new()) };
-    static OUTBOX_SCHEDULED: Cell<bool> = const { Cell::new(false) };
-    /// Receipts of frames queued with `send_later` in this loop turn (see `release_after_flush`).
-    static UNFLUSHED_RECEIPTS: RefCell<Vec<Arc<Receipt>>> = const { RefCell::new(Vec::new()) };
+fn push_for_loop(by_loop: &mut Vec<Vec<SessionCopy>>, copy: SessionCopy) {
+    let index = copy.0.loop_index();
+    if by_loop.len() <= index {
+        by_loop.resize_with(index + 1, Vec::new);
+    }
+    by_loop[index].push(copy);
 }
 
-/// Keeps `receipt` until the loop has written this turn's output, then drops it (which
-/// confirms the frame to its sender). One `after_flush` task per turn, not one per frame.
-fn release_after_flush(lp: &mut EventLoop, receipt: Arc<Receipt>) {
-    let first = UNFLUSHED_RECEIPTS.with(|held| {
-        let mut held = held.borrow_mut();
-        held.push(receipt);
-        held.len() == 1
-    });
-    if first {
-        lp.after_flush(|_| {
-            let written = UNFLUSHED_RECEIPTS.with(|held| std::mem::take(&mut *held.borrow_mut()));
-            drop(written);
+pub(crate) struct Delivery {
+    sessions: Arc<Sessions>,
+    bus: Arc<dyn Bus>,
+    workers: Arc<StoreWorkers>,
+    loops: Arc<Loops>,
+    stopping: AtomicBool,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        sessions: Arc<Sessions>,
+        bus: Arc<dyn Bus>,
+        workers: Arc<StoreWorkers>,
+        loops: Arc<Loops>,
+    ) -> Delivery {
+        Delivery {
+            sessions,
+            bus,
+            workers,
+            loops,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// On each loop, once at start: the end-of-turn hook that sends the turn's outbox and the
+    /// after-flush hook that settles what the turn wrote.
+    pub(crate) fn attach(self: &Arc<Self>, lp: &mut EventLoop) {
+        let delivery = self.clone();
+        lp.add_end_of_turn_hook(move |lp| {
+            let state = lp.state::<LoopDeliveries>();
+            if state.outbox.iter().any(|copies| !copies.is_empty()) {
+                let outbox = std::mem::take(&mut state.outbox);
+                delivery.post_per_loop(PerLoop(outbox));
+            }
+        });
+        let delivery = self.clone();
+        lp.add_after_flush_hook(move |lp| {
+            let state = lp.state::<LoopDeliveries>();
+            if !state.written.is_empty() {
+                for receipt in std::mem::take(&mut state.written) {
+                    delivery.bus.settle(&receipt);
+                }
+            }
         });
     }
-}
 
-impl ChatService {
+    /// No more offline batches leave the store (their loop may be gone before they arrive).
+    pub(crate) fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Sends `frame` to each recipient, from the loop `lp`: directly to sessions on this loop,
-    /// one task per other loop for the sessions there, one store job for those offline.
-    /// `sender` (with the request's msgid) hears about a recipient that does not exist.
+    /// through the turn's outbox to sessions on other loops, through the bus to the rest.
+    /// `origin` hears about a recipient that does not exist.
     pub(crate) fn deliver(
         self: &Arc<Self>,
         lp: &mut EventLoop,
         recipients: &[UserId],
         frame: Bytes,
-        sender: Option<(ConnId, i64)>,
+        origin: Option<Origin>,
     ) {
         let here = lp.index();
-        let mut offline = Vec::new();
+        let mut elsewhere = Vec::new();
         for &user in recipients {
             match self.sessions.lookup(user) {
                 Some(conn) if conn.loop_index() == here => {
-                    self.deliver_on_loop(lp, conn, user, &frame, None)
+                    self.deliver_on_loop(lp, conn, user, Parcel::local(frame.clone()))
                 }
-                Some(conn) => self.post_to_loop(lp, conn, user, frame.clone()),
-                None => offline.push(user),
+                Some(conn) => {
+                    let copy = (conn, user, Parcel::local(frame.clone()));
+                    push_for_loop(&mut lp.state::<LoopDeliveries>().outbox, copy);
+                }
+                None => elsewhere.push(user),
             }
         }
-        if offline.is_empty() {
-            return;
+        if !elsewhere.is_empty() {
+            self.bus.deliver(elsewhere, frame, origin);
         }
-        match &self.cluster {
-            // Maybe on another server: one round trip finds out, and reports who must be stored.
-            Some(cluster) => cluster.deliver(offline, frame, sender),
-            None if offline.len() == 1 => self.store_offline(offline[0], frame, sender, None),
-            None => self.store_offline_many(offline, frame),
-        }
-    }
-
-    /// Queues a delivery for a session on another loop. Deliveries are gathered per target
-    /// loop until the end of the current dispatch (a read full of pipelined messages, a group
-    /// fan-out) and cross over as one task per loop: one wakeup and one lock per batch.
-    fn post_to_loop(
-        self: &Arc<Self>,
-        lp: &mut EventLoop,
-        conn: ConnId,
-        user: UserId,
-        frame: Bytes,
-    ) {
-        OUTBOX.with(|outbox| outbox.borrow_mut().push((conn, user, frame, None)));
-        let already_scheduled = OUTBOX_SCHEDULED.with(|scheduled| scheduled.replace(true));
-        if !already_scheduled {
-            let svc = self.clone();
-            lp.defer(move |_| svc.flush_outbox());
-        }
-    }
-
-    /// Sends every gathered batch to its loop (see `post_to_loop`).
-    fn flush_outbox(self: &Arc<Self>) {
-        OUTBOX_SCHEDULED.with(|s| s.set(false));
-        let batches = OUTBOX.with(|outbox| std::mem::take(&mut *outbox.borrow_mut()));
-        self.post_per_loop(batches);
     }
 
     /// Hands each loop its copies as one task, delivered there in order.
@@ -144,13 +175,32 @@ impl ChatService {
             if copies.is_empty() {
                 continue;
             }
-            let svc = self.clone();
-            self.on_loop(index, move |lp| {
-                for (conn, user, frame, receipt) in copies {
-                    svc.deliver_on_loop(lp, conn, user, &frame, receipt);
+            let delivery = self.clone();
+            self.loops.run(index, move |lp| {
+                for (conn, user, parcel) in copies {
+                    delivery.deliver_on_loop(lp, conn, user, parcel);
                 }
             });
         }
+    }
+
+    /// Copies that arrived from another server, for sessions of this server (or, for a user
+    /// who left since the sender looked it up, for the store).
+    pub(crate) fn deliver_remote(self: &Arc<Self>, batch: Vec<crate::cluster::RemoteDelivery>) {
+        let mut per_loop = PerLoop::default();
+        for delivery in batch {
+            for user in delivery.users {
+                let parcel = Parcel {
+                    frame: delivery.frame.clone(),
+                    receipt: Some(delivery.receipt.clone()),
+                };
+                match self.sessions.lookup(user) {
+                    Some(conn) => per_loop.push((conn, user, parcel)),
+                    None => self.store_offline(user, parcel, None),
+                }
+            }
+        }
+        self.post_per_loop(per_loop);
     }
 
     /// On the recipient's loop: write to the session if it is still `user`'s, hold it if that
@@ -160,60 +210,59 @@ impl ChatService {
         lp: &mut EventLoop,
         conn: ConnId,
         user: UserId,
-        frame: &Bytes,
-        receipt: Option<Arc<Receipt>>,
+        parcel: Parcel,
     ) {
         let logged_in = match lp.context_mut::<ChatConn>(conn) {
             Some(c) if c.user == Some(user) => true,
             Some(c) if c.pending_login == Some(user) => {
-                c.held.push(frame.clone());
+                c.held.push(parcel);
                 return;
             }
             _ => false,
         };
         // Every frame joins the turn's batch for its connection (refused once the connection
-        // is closing: then the frame is stored). A receipt from another server confirms the
-        // frame to its sender, so it is dropped only after the batch is written.
-        if !(logged_in && lp.send_later(conn, frame)) {
-            self.store_offline(user, frame.clone(), None, receipt);
-        } else if let Some(receipt) = receipt {
-            release_after_flush(lp, receipt);
+        // is closing: then the frame is stored).
+        if logged_in && lp.send_later(conn, &parcel.frame) {
+            if let Some(receipt) = parcel.receipt {
+                lp.state::<LoopDeliveries>().written.push(receipt);
+            }
+        } else {
+            self.store_offline(user, parcel, None);
         }
     }
 
-    /// Stores one frame for `user`. If `user` does not exist, `sender` gets an error. A
-    /// `receipt` (from another server) is released once the frame is stored.
+    /// Stores one copy for `user`. If `user` does not exist, `origin` gets an error.
     pub(crate) fn store_offline(
         self: &Arc<Self>,
         user: UserId,
-        frame: Bytes,
-        sender: Option<(ConnId, i64)>,
-        receipt: Option<Arc<Receipt>>,
+        parcel: Parcel,
+        origin: Option<Origin>,
     ) {
-        let svc = self.clone();
+        let delivery = self.clone();
+        let receipt = parcel.receipt;
         let done = move |result: StoreResult<bool>| {
-            let _receipt = receipt;
-            match result {
-                Ok(true) => svc.after_store(user),
-                Ok(false) => {
-                    if let Some((conn, msgid)) = sender {
-                        let detail = user.to_string();
-                        let error = reply::error(ErrorCode::NoSuchUser, Some(&detail), Some(msgid));
-                        svc.reply_from_worker(conn, error);
-                    }
-                }
+            if let Some(receipt) = &receipt {
+                delivery.bus.settle(receipt);
+            }
+            let refusal = match result {
+                Ok(true) => return delivery.after_store(user),
+                Ok(false) => ErrorCode::NoSuchUser,
                 Err(e) => {
                     log::error!("storing an offline message for user {user} failed: {e}");
-                    if let Some((conn, msgid)) = sender {
-                        let error = reply::error(ErrorCode::Internal, None, Some(msgid));
-                        svc.reply_from_worker(conn, error);
-                    }
+                    ErrorCode::Internal
                 }
+            };
+            if let Some(origin) = origin {
+                let detail = (refusal == ErrorCode::NoSuchUser).then(|| user.to_string());
+                let error = reply::error(refusal, detail.as_deref(), Some(origin.msgid));
+                delivery.loops.run(origin.conn.loop_index(), move |lp| {
+                    lp.send(origin.conn, &error);
+                });
             }
         };
         let job = OfflineJob {
             user,
-            text: stored_text(&frame),
+            text: stored_text(&parcel.frame),
             done: Box::new(done),
         };
         if !self.workers.submit_offline(job) {
@@ -224,14 +273,14 @@ impl ChatService {
     /// Stores one frame for several users (group members); the workers batch them.
     pub(crate) fn store_offline_many(self: &Arc<Self>, users: Vec<UserId>, frame: Bytes) {
         for user in users {
-            self.store_offline(user, frame.clone(), None, None);
+            self.store_offline(user, Parcel::local(frame.clone()), None);
         }
     }
 
-    /// Stores frames held for a connection that went away before they could be written.
-    pub(crate) fn store_held(self: &Arc<Self>, user: UserId, held: Vec<Bytes>) {
-        for frame in held {
-            self.store_offline(user, frame, None, None);
+    /// Stores copies held for a connection that went away before they could be written.
+    pub(crate) fn store_held(self: &Arc<Self>, user: UserId, held: Vec<Parcel>) {
+        for parcel in held {
+            self.store_offline(user, parcel, None);
         }
     }
 
@@ -240,9 +289,9 @@ impl ChatService {
     fn after_store(self: &Arc<Self>, user: UserId) {
         if self.sessions.is_online(user) {
             self.flush_offline(user);
-        } else if let Some(cluster) = &self.cluster {
-            // Pipelined, and a no-op in Redis unless the user has a session somewhere.
-            cluster.request_flush(user);
+        } else {
+            // Pipelined, and a no-op unless the user has a session on another server.
+            self.bus.request_flush(user);
         }
     }
 
@@ -251,9 +300,9 @@ impl ChatService {
         if self.is_stopping() {
             return;
         }
-        let svc = self.clone();
+        let delivery = self.clone();
         self.workers.submit(user, move |store| {
-            let Some(conn) = svc.sessions.lookup(user) else {
+            let Some(conn) = delivery.sessions.lookup(user) else {
                 return;
             };
             let messages = match store.take_offline(user) {
@@ -264,10 +313,11 @@ impl ChatService {
                     return;
                 }
             };
-            let again = svc.clone();
-            svc.on_loop(conn.loop_index(), move |lp| {
+            let again = delivery.clone();
+            delivery.loops.run(conn.loop_index(), move |lp| {
                 for text in messages {
-                    again.deliver_on_loop(lp, conn, user, &outgoing(text.as_bytes()), None);
+                    let parcel = Parcel::local(outgoing(text.as_bytes()));
+                    again.deliver_on_loop(lp, conn, user, parcel);
                 }
             });
         });

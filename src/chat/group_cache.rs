@@ -5,7 +5,7 @@
 //! already be stale: every invalidation bumps an epoch, and a load installs its result only if
 //! the epoch it saw at its start is still current.
 
-use crate::store::{GroupId, UserId};
+use crate::ids::{GroupId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

@@ -27,7 +27,7 @@ impl ChatHandler {
 impl ConnectionHandler for ChatHandler {
     fn on_connection(&self, lp: &mut EventLoop, conn: ConnId) {
         lp.set_context(conn, Box::new(ChatConn::new(self.svc.config.max_frame)));
-        cmd::account::arm_auth_timer(&self.svc, lp, conn);
+        cmd::idle::arm(&self.svc, lp, conn);
     }
 
     fn on_message(&self, lp: &mut EventLoop, conn: ConnId, input: &mut Buffer) {
@@ -67,7 +67,7 @@ impl ConnectionHandler for ChatHandler {
             if let Some(user) = c.pending_login {
                 // The login's completion finds the connection gone and releases the claim.
                 let held = std::mem::take(&mut c.held);
-                self.svc.store_held(user, held);
+                self.svc.delivery.store_held(user, held);
             }
         }
     }

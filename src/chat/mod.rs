@@ -11,6 +11,8 @@ mod conn_state;
 mod delivery;
 mod group_cache;
 mod handler;
+mod loops;
+mod outcome;
 mod service;
 mod sessions;
 mod workers;

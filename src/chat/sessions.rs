@@ -4,8 +4,7 @@
 //! store workers claim entries at login, so one global lock would be the hottest line in the
 //! process. A claim is exclusive: the first connection to claim a user wins.
 
-use crate::net::ConnId;
-use crate::store::UserId;
+use crate::ids::{ConnId, UserId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 

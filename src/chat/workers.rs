@@ -10,7 +10,8 @@
 //! away): a worker takes every offline message queued behind the first and stores them in one
 //! transaction, so a flood costs one commit per batch rather than one per message.
 
-use crate::store::{Store, StoreResult, UserId};
+use crate::ids::UserId;
+use crate::store::{Store, StoreResult};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

@@ -1,32 +1,31 @@
-//! Cluster: presence and cross-server delivery over Redis, for servers behind one load balancer.
+//! Cluster: presence and cross-server delivery, behind the [`Bus`] trait the chat layer uses;
+//! [`LocalBus`] for one server alone, [`RedisBus`] for servers behind one load balancer.
 //!
-//! Shape (DESIGN.md "Cluster and presence"): each server subscribes one channel of its own
-//! (`chat:server:<sid>`); a logged-in user's presence is `chat:user:<uid>` → `<sid>|<conn>`;
-//! each server keeps `chat:alive:<sid>` alive with a short TTL. A delivery is one round trip:
-//! a Lua script looks up each recipient's server, checks it is alive, publishes once per
-//! server, and returns the recipients nobody received, which the caller stores offline.
+//! Shape (DESIGN.md "Cluster and presence"; names and payloads in wire.rs): each server
+//! subscribes one channel of its own; a logged-in user's presence is one key naming its
+//! server and connection; each server keeps a liveness key alive with a short TTL. A batch of
+//! deliveries costs two round trips: one Lua call looks every recipient's live server up,
+//! then one PUBLISH per target server carries all its messages; recipients nobody took are
+//! handed back to be stored offline.
 //!
 //! Threads: a subscriber thread owns the pub/sub connection and hands what arrives to the
 //! chat layer (which queues it onto the owning I/O loop); a publisher thread owns another
-//! connection and pipelines every delivery, release and heartbeat queued to it, so no I/O
-//! loop ever waits on Redis. Store workers use a small pool of connections for the calls
-//! whose answer they need (login claims, online states). When Redis goes away, deliveries
-//! are stored offline, both threads reconnect with backoff, and the publisher puts this
-//! server's presence back (`RESYNC`) as soon as it is connected again.
+//! connection and pipelines every delivery, release, confirmation and heartbeat queued to
+//! it, so no I/O loop ever waits on Redis. Store workers use a small pool of connections for
+//! the calls whose answer they need (login claims, online states). When Redis goes away,
+//! deliveries are stored offline, both threads reconnect with backoff, and the publisher puts
+//! this server's presence back (`RESYNC`) as soon as it is connected again.
 
-mod batch;
-mod keys;
+mod bus;
+mod pending;
 mod publisher;
-mod receipt;
 mod scripts;
 mod subscriber;
+pub mod wire;
 
-pub use receipt::Receipt;
+pub use bus::{Bus, BusError, BusEvents, LocalBus, Origin, Receipt, RemoteDelivery};
 
-pub use keys::{alive_key, server_channel, token, user_key, GROUPS_CHANNEL};
-
-use crate::net::ConnId;
-use crate::store::{GroupId, UserId};
+use crate::ids::{ConnId, GroupId, UserId};
 use bytes::Bytes;
 use publisher::Op;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +33,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use wire::{alive_key, token, user_key};
 
 /// How long a server counts as alive after its last heartbeat.
 pub const LIVENESS_TTL: Duration = Duration::from_secs(3);
@@ -42,140 +42,54 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A synchronous call (claim, online states) gives up after this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the cluster hands up to the chat layer. Called on the cluster's own threads.
-pub trait ClusterEvents: Send + Sync {
-    /// Frames for users of this server arrived from another server, in the order it sent
-    /// them. Drop each `receipt` (all clones of it) once every copy of its frame is written
-    /// to its socket or stored.
-    fn deliver_remote(&self, batch: Vec<RemoteDelivery>);
-    /// Nobody received the frame for these users (offline, dead server, Redis down): store it.
-    fn undeliverable(&self, users: Vec<UserId>, frame: Bytes, sender: Option<(ConnId, i64)>);
-    /// Another server changed a group's membership.
-    fn group_changed(&self, group: GroupId);
-    /// Another server stored messages for this user of ours after its login: hand them over.
-    fn flush_offline(&self, user: UserId);
-    /// This server's live sessions, to put presence back after Redis lost it.
-    fn local_sessions(&self) -> Vec<(UserId, ConnId)>;
-}
-
-/// One message from another server for some of this server's users.
-pub struct RemoteDelivery {
-    pub users: Vec<UserId>,
-    pub frame: Bytes,
-    pub receipt: Receipt,
-}
-
-/// Errors of the synchronous calls.
-#[derive(Debug)]
-pub struct ClusterError(pub String);
-
-impl std::fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "redis: {}", self.0)
-    }
-}
-
-impl std::error::Error for ClusterError {}
-
-impl From<redis::RedisError> for ClusterError {
-    fn from(e: redis::RedisError) -> Self {
-        ClusterError(e.to_string())
-    }
-}
-
-pub struct Cluster {
+/// The cluster over Redis publish/subscribe.
+pub struct RedisBus {
     server_id: String,
     client: redis::Client,
     ops: Mutex<Option<Sender<Op>>>,
     pool: Mutex<Vec<redis::Connection>>,
-    events: OnceLock<Weak<dyn ClusterEvents>>,
-    stop: Arc<AtomicBool>,
+    events: OnceLock<Weak<dyn BusEvents>>,
+    stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Deliveries published to other servers and not yet confirmed by them.
-    pending: receipt::PendingDeliveries,
+    pending: pending::PendingDeliveries,
     next_mid: AtomicU64,
+    /// Set by `start`: the threads need an owning handle.
+    me: OnceLock<Weak<RedisBus>>,
 }
 
-impl Cluster {
-    /// Connects the cluster layer; threads start with `start`.
-    pub fn new(redis_url: &str, server_id: &str) -> Result<Arc<Cluster>, ClusterError> {
-        if server_id.is_empty()
-            || server_id.starts_with('!')
-            || server_id.contains(['|', ',', '\n', ' '])
-        {
-            return Err(ClusterError(format!(
+impl RedisBus {
+    /// Connects the cluster layer to `redis_url` as server `server_id`; threads start with
+    /// `Bus::start`.
+    pub fn new(redis_url: &str, server_id: &str) -> Result<Arc<RedisBus>, BusError> {
+        if !wire::valid_server_id(server_id) {
+            return Err(BusError(format!(
                 "invalid server id '{server_id}' (no '|', ',', spaces, no leading '!')"
             )));
         }
         let client = redis::Client::open(redis_url)?;
-        Ok(Arc::new(Cluster {
+        let bus = Arc::new(RedisBus {
             server_id: server_id.to_owned(),
             client,
             ops: Mutex::new(None),
             pool: Mutex::new(Vec::new()),
             events: OnceLock::new(),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
-            pending: receipt::PendingDeliveries::default(),
+            pending: pending::PendingDeliveries::default(),
             next_mid: AtomicU64::new(1),
-        }))
-    }
-
-    pub fn server_id(&self) -> &str {
-        &self.server_id
-    }
-
-    /// Starts the publisher and subscriber threads, reporting to `events`.
-    pub fn start(self: &Arc<Self>, events: Weak<dyn ClusterEvents>) -> std::io::Result<()> {
-        let _ = self.events.set(events);
-        let (tx, rx) = mpsc::channel();
-        *self.ops.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        let publisher = {
-            let cluster = self.clone();
-            std::thread::Builder::new()
-                .name("redis-pub".into())
-                .spawn(move || publisher::run(&cluster, rx))?
-        };
-        let subscriber = {
-            let cluster = self.clone();
-            std::thread::Builder::new()
-                .name("redis-sub".into())
-                .spawn(move || subscriber::run(&cluster))?
-        };
-        self.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend([publisher, subscriber]);
-        Ok(())
-    }
-
-    /// Stops both threads (after the publisher has sent what is queued) and removes this
-    /// server's liveness key, so its users can log in elsewhere at once.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        self.ops.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for thread in threads {
-            let _ = thread.join();
-        }
-        let _ = self.call(|con| {
-            redis::cmd("DEL")
-                .arg(alive_key(&self.server_id))
-                .query::<i64>(con)
+            me: OnceLock::new(),
         });
+        let _ = bus.me.set(Arc::downgrade(&bus));
+        Ok(bus)
     }
 
-    fn events(&self) -> Option<Arc<dyn ClusterEvents>> {
+    fn events(&self) -> Option<Arc<dyn BusEvents>> {
         self.events.get().and_then(Weak::upgrade)
     }
 
     fn next_mid(&self) -> u64 {
         self.next_mid.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Cross-server deliveries still waiting for their receiver's confirmation.
-    pub fn pending_deliveries(&self) -> usize {
-        self.pending.len()
     }
 
     fn stopping(&self) -> bool {
@@ -197,41 +111,14 @@ impl Cluster {
         if let Err(Op::Deliver {
             users,
             frame,
-            sender,
+            origin,
         }) = sent
         {
             // Publisher gone (stopping): whatever was to be delivered gets stored.
             if let Some(events) = self.events() {
-                events.undeliverable(users, frame, sender);
+                events.undeliverable(users, frame, origin);
             }
         }
-    }
-
-    /// Delivers `frame` to users that have no session on this server (never blocks).
-    pub fn deliver(&self, users: Vec<UserId>, frame: Bytes, sender: Option<(ConnId, i64)>) {
-        self.send(Op::Deliver {
-            users,
-            frame,
-            sender,
-        });
-    }
-
-    /// Removes `user`'s presence if it is still the session `conn` (never blocks).
-    pub fn release(&self, user: UserId, conn: ConnId) {
-        self.send(Op::Release {
-            user,
-            token: token(&self.server_id, conn.as_u64()),
-        });
-    }
-
-    /// Tells every server that `group`'s membership changed (never blocks).
-    pub fn group_changed(&self, group: GroupId) {
-        self.send(Op::GroupChanged(group));
-    }
-
-    /// Asks the server holding `user` to hand over the user's stored messages (never blocks).
-    pub fn request_flush(&self, user: UserId) {
-        self.send(Op::Flush(user));
     }
 
     /// Runs a synchronous call on a pooled connection (store workers only: it blocks).
@@ -242,7 +129,7 @@ impl Cluster {
     fn call<T>(
         &self,
         f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, ClusterError> {
+    ) -> Result<T, BusError> {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let fresh = pooled.is_none();
         let mut con = match pooled {
@@ -269,9 +156,49 @@ impl Cluster {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// Claims `user` for session `conn` of this server, unless a live server holds it.
-    pub fn claim(&self, user: UserId, conn: ConnId) -> Result<bool, ClusterError> {
+impl Bus for RedisBus {
+    fn start(&self, events: Weak<dyn BusEvents>) -> std::io::Result<()> {
+        let _ = self.events.set(events);
+        let Some(me) = self.me.get().and_then(Weak::upgrade) else {
+            return Err(std::io::Error::other("the bus is being dropped"));
+        };
+        let (tx, rx) = mpsc::channel();
+        *self.ops.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        let publisher = {
+            let bus = me.clone();
+            std::thread::Builder::new()
+                .name("redis-pub".into())
+                .spawn(move || publisher::run(&bus, rx))?
+        };
+        let subscriber = std::thread::Builder::new()
+            .name("redis-sub".into())
+            .spawn(move || subscriber::run(&me))?;
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([publisher, subscriber]);
+        Ok(())
+    }
+
+    /// Stops both threads (after the publisher has sent what is queued) and removes this
+    /// server's liveness key, so its users can log in elsewhere at once.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.ops.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+        let _ = self.call(|con| {
+            redis::cmd("DEL")
+                .arg(alive_key(&self.server_id))
+                .query::<i64>(con)
+        });
+    }
+
+    fn claim(&self, user: UserId, conn: ConnId) -> Result<bool, BusError> {
         let token = token(&self.server_id, conn.as_u64());
         let claimed: i64 = self.call(|con| {
             scripts::CLAIM
@@ -283,8 +210,14 @@ impl Cluster {
         Ok(claimed == 1)
     }
 
-    /// Whether each user has a session on a live server.
-    pub fn online(&self, users: &[UserId]) -> Result<Vec<bool>, ClusterError> {
+    fn release(&self, user: UserId, conn: ConnId) {
+        self.send(Op::Release {
+            user,
+            token: token(&self.server_id, conn.as_u64()),
+        });
+    }
+
+    fn online_elsewhere(&self, users: &[UserId]) -> Result<Vec<bool>, BusError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -296,5 +229,30 @@ impl Cluster {
             invocation.invoke(con)
         })?;
         Ok(owners.iter().map(|owner| !owner.is_empty()).collect())
+    }
+
+    fn deliver(&self, users: Vec<UserId>, frame: Bytes, origin: Option<Origin>) {
+        self.send(Op::Deliver {
+            users,
+            frame,
+            origin,
+        });
+    }
+
+    fn settle(&self, receipt: &Receipt) {
+        if receipt.settle_one() {
+            self.send(Op::Confirm {
+                to: receipt.sender.clone(),
+                mid: receipt.mid,
+            });
+        }
+    }
+
+    fn group_changed(&self, group: GroupId) {
+        self.send(Op::GroupChanged(group));
+    }
+
+    fn request_flush(&self, user: UserId) {
+        self.send(Op::Flush(user));
     }
 }

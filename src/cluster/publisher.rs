@@ -8,11 +8,10 @@
 //! of the batch are reported undeliverable (and stored): if Redis did run some of them before
 //! the link broke, those recipients get the message twice rather than never.
 
-use super::keys::{alive_key, server_channel, token, user_key, GROUPS_CHANNEL};
-use super::receipt::Pending;
-use super::{batch, scripts, Cluster, LIVENESS_TTL};
-use crate::net::ConnId;
-use crate::store::{GroupId, UserId};
+use super::pending::Pending;
+use super::wire::{self, alive_key, server_channel, token, user_key, BatchWriter, GROUPS_CHANNEL};
+use super::{scripts, Origin, RedisBus, LIVENESS_TTL};
+use crate::ids::{GroupId, UserId};
 use bytes::Bytes;
 use redis::Value;
 use std::collections::HashMap;
@@ -24,7 +23,7 @@ pub(crate) enum Op {
     Deliver {
         users: Vec<UserId>,
         frame: Bytes,
-        sender: Option<(ConnId, i64)>,
+        origin: Option<Origin>,
     },
     Release {
         user: UserId,
@@ -47,9 +46,10 @@ struct Link {
     con: redis::Connection,
     owners_sha: String,
     release_sha: String,
+    flush_sha: String,
 }
 
-pub(crate) fn run(cluster: &Cluster, ops: Receiver<Op>) {
+pub(crate) fn run(cluster: &RedisBus, ops: Receiver<Op>) {
     let mut link: Option<Link> = None;
     let mut backoff = Duration::from_millis(50);
     let mut next_heartbeat = Instant::now();
@@ -112,10 +112,11 @@ pub(crate) fn run(cluster: &Cluster, ops: Receiver<Op>) {
 }
 
 /// Connects, loads the scripts, and puts this server's presence back.
-fn connect(cluster: &Cluster) -> redis::RedisResult<Link> {
+fn connect(cluster: &RedisBus) -> redis::RedisResult<Link> {
     let mut con = cluster.connect()?;
     let owners_sha = scripts::OWNERS.load(&mut con)?;
     let release_sha = scripts::RELEASE.load(&mut con)?;
+    let flush_sha = scripts::FLUSH.load(&mut con)?;
     redis::cmd("SET")
         .arg(alive_key(&cluster.server_id))
         .arg(1)
@@ -143,6 +144,7 @@ fn connect(cluster: &Cluster) -> redis::RedisResult<Link> {
         con,
         owners_sha,
         release_sha,
+        flush_sha,
     })
 }
 
@@ -151,7 +153,7 @@ fn connect(cluster: &Cluster) -> redis::RedisResult<Link> {
 /// target server carrying all its messages. Two round trips for the whole batch, whatever
 /// its size; Redis's work per message is a memory copy, and per recipient a lookup.
 fn send_batch(
-    cluster: &Cluster,
+    cluster: &RedisBus,
     link: &mut Link,
     batch: &mut Vec<Op>,
     heartbeat: bool,
@@ -185,26 +187,25 @@ fn send_batch(
                     .arg(token);
             }
             Op::GroupChanged(group) => {
-                pipe.cmd("PUBLISH").arg(GROUPS_CHANNEL).arg(*group);
+                pipe.cmd("PUBLISH")
+                    .arg(GROUPS_CHANNEL)
+                    .arg(wire::group_changed(*group));
             }
             Op::Flush(user) => {
                 // Published to the server that holds the user, found by its presence token.
-                pipe.cmd("EVAL")
-                    .arg(FLUSH_SCRIPT)
+                pipe.cmd("EVALSHA")
+                    .arg(&link.flush_sha)
                     .arg(1)
                     .arg(user_key(*user))
-                    .arg(format!("!flush {user}"));
+                    .arg(wire::flush(*user));
             }
             Op::Confirm { to, mid } => confirms.entry(to.as_ref()).or_default().push(*mid),
         }
     }
-    for (to, list) in &confirms {
-        let list: Vec<String> = list.iter().map(u64::to_string).collect();
-        pipe.cmd("PUBLISH").arg(server_channel(to)).arg(format!(
-            "!ack {} {}",
-            cluster.server_id,
-            list.join(",")
-        ));
+    for (to, mids) in &confirms {
+        pipe.cmd("PUBLISH")
+            .arg(server_channel(to))
+            .arg(wire::ack(&cluster.server_id, mids));
     }
     let results: Vec<Value> = match pipe.query(&mut link.con) {
         Ok(results) => results,
@@ -269,7 +270,7 @@ struct Routed {
 /// Second round trip: one PUBLISH per target server with every message for it; then the
 /// copies a server took stay pending until it confirms them, and the rest are stored.
 fn publish_deliveries(
-    cluster: &Cluster,
+    cluster: &RedisBus,
     link: &mut Link,
     batch: &mut Vec<Op>,
     recipients: &Recipients,
@@ -277,7 +278,7 @@ fn publish_deliveries(
 ) -> redis::RedisResult<()> {
     // Target servers, and the batch payload being written for each.
     let mut targets: Vec<&str> = Vec::new();
-    let mut payloads: Vec<batch::Writer> = Vec::new();
+    let mut payloads: Vec<BatchWriter> = Vec::new();
     let mut routed = Vec::new();
     for op in batch.iter() {
         let Op::Deliver { users, frame, .. } = op else {
@@ -301,7 +302,7 @@ fn publish_deliveries(
                 Some(t) => t,
                 None => {
                     targets.push(owner);
-                    payloads.push(batch::Writer::new(&cluster.server_id));
+                    payloads.push(BatchWriter::new(&cluster.server_id));
                     targets.len() - 1
                 }
             };
@@ -341,7 +342,7 @@ fn publish_deliveries(
     let events = cluster.events();
     let mut routed = routed.into_iter();
     for op in batch.drain(..) {
-        let Op::Deliver { frame, sender, .. } = op else {
+        let Op::Deliver { frame, origin, .. } = op else {
             continue;
         };
         let Some(mut message) = routed.next() else {
@@ -364,21 +365,16 @@ fn publish_deliveries(
         }
         if !message.unreached.is_empty() {
             if let Some(events) = &events {
-                events.undeliverable(message.unreached, frame, sender);
+                events.undeliverable(message.unreached, frame, origin);
             }
         }
     }
     Ok(())
 }
 
-/// KEYS[1] a user's presence key, ARGV[1] a control message: published to that user's server.
-const FLUSH_SCRIPT: &str = "local c = redis.call('GET', KEYS[1]) \
-    if c then return redis.call('PUBLISH', 'chat:server:' .. (string.match(c, '^(.*)|') or c), ARGV[1]) end \
-    return 0";
-
 /// Stores what servers did not confirm: everything pending for a dead server, and what an
 /// alive one left unconfirmed past the timeout (see receipt.rs).
-fn sweep_pending(cluster: &Cluster, link: &mut Link) -> redis::RedisResult<()> {
+fn sweep_pending(cluster: &RedisBus, link: &mut Link) -> redis::RedisResult<()> {
     let servers = cluster.pending.overdue_servers();
     if servers.is_empty() {
         return Ok(());
@@ -420,19 +416,19 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
-fn fail_batch(cluster: &Cluster, batch: &mut Vec<Op>) {
+fn fail_batch(cluster: &RedisBus, batch: &mut Vec<Op>) {
     let events = cluster.events();
     for op in batch.drain(..) {
         if let (
             Op::Deliver {
                 users,
                 frame,
-                sender,
+                origin,
             },
             Some(events),
         ) = (op, &events)
         {
-            events.undeliverable(users, frame, sender);
+            events.undeliverable(users, frame, origin);
         }
     }
 }

@@ -4,10 +4,8 @@
 //! with backoff when the link breaks. While it is away, publishes to this server reach no
 //! subscriber, so senders store those messages offline: nothing is lost, only delayed.
 
-use super::batch;
-use super::keys::{server_channel, GROUPS_CHANNEL};
-use super::receipt::Receipt;
-use super::{Cluster, RemoteDelivery};
+use super::wire::{self, server_channel, Incoming, GROUPS_CHANNEL};
+use super::{Receipt, RedisBus, RemoteDelivery};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +13,7 @@ use std::time::Duration;
 const READ_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-pub(crate) fn run(cluster: &Arc<Cluster>) {
+pub(crate) fn run(cluster: &Arc<RedisBus>) {
     let channel = server_channel(&cluster.server_id);
     let mut backoff = Duration::from_millis(50);
     while !cluster.stopping() {
@@ -34,7 +32,11 @@ pub(crate) fn run(cluster: &Arc<Cluster>) {
 }
 
 /// Subscribes and dispatches until the link breaks (Err) or the cluster stops (Ok).
-fn listen(cluster: &Arc<Cluster>, channel: &str, backoff: &mut Duration) -> redis::RedisResult<()> {
+fn listen(
+    cluster: &Arc<RedisBus>,
+    channel: &str,
+    backoff: &mut Duration,
+) -> redis::RedisResult<()> {
     let mut con = cluster
         .client
         .get_connection_with_timeout(super::CONNECT_TIMEOUT)?;
@@ -58,48 +60,32 @@ fn listen(cluster: &Arc<Cluster>, channel: &str, backoff: &mut Duration) -> redi
         };
         let payload = msg.get_payload_bytes();
         if msg.get_channel_name() == GROUPS_CHANNEL {
-            if let Some(group) = std::str::from_utf8(payload)
-                .ok()
-                .and_then(|s| s.parse().ok())
-            {
+            if let Some(group) = wire::parse_group_changed(payload) {
                 events.group_changed(group);
             }
             continue;
         }
-        if let Some(rest) = payload.strip_prefix(b"!ack ") {
-            // `!ack <server> mid,mid,...`: that server confirms our deliveries.
-            if let Some((server, mids)) = std::str::from_utf8(rest)
-                .ok()
-                .and_then(|r| r.split_once(' '))
-            {
-                cluster
-                    .pending
-                    .confirm(server, mids.split(',').filter_map(|m| m.parse().ok()));
+        match wire::parse(payload) {
+            Some(Incoming::Ack { sender, mids }) => {
+                cluster.pending.confirm(sender, mids.into_iter());
             }
-            continue;
-        }
-        if let Some(user) = payload.strip_prefix(b"!flush ") {
-            if let Some(user) = std::str::from_utf8(user).ok().and_then(|s| s.parse().ok()) {
-                events.flush_offline(user);
+            Some(Incoming::Flush(user)) => events.flush_offline(user),
+            Some(Incoming::Batch { sender, deliveries }) => {
+                // The frames are slices of one copy of the payload; the receipts share one
+                // sender name.
+                let frames = Bytes::copy_from_slice(payload);
+                let sender: Arc<str> = sender.into();
+                let batch = deliveries
+                    .into_iter()
+                    .map(|d| RemoteDelivery {
+                        receipt: Arc::new(Receipt::new(sender.clone(), d.mid, d.users.len())),
+                        frame: frames.slice(d.frame),
+                        users: d.users,
+                    })
+                    .collect();
+                events.deliver_remote(batch);
             }
-            continue;
+            None => log::warn!("redis: malformed payload on {channel}"),
         }
-        // `<sender server>\n` then `<mid> <frame length> <uid>,<uid>,...\n<frame>` per message.
-        let payload = Bytes::copy_from_slice(payload);
-        let Some((sender, deliveries)) = batch::parse(&payload) else {
-            log::warn!("redis: malformed delivery batch on {channel}");
-            continue;
-        };
-        // Shared by the batch's receipts: one allocation, not one per message.
-        let sender: Arc<str> = sender.into();
-        let batch = deliveries
-            .into_iter()
-            .map(|delivery| RemoteDelivery {
-                receipt: Receipt::new(cluster.clone(), sender.clone(), delivery.mid),
-                frame: payload.slice(delivery.frame),
-                users: delivery.users,
-            })
-            .collect();
-        events.deliver_remote(batch);
     }
 }

@@ -15,10 +15,7 @@ use std::sync::Arc;
 pub use error::{StoreError, StoreResult};
 pub use password::PasswordHasher;
 
-/// A user's id, as issued by the `user` table.
-pub type UserId = i64;
-/// A group's id, as issued by the `allgroup` table.
-pub type GroupId = i64;
+pub use crate::ids::{GroupId, UserId};
 
 /// A registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,11 +3,13 @@
 use crate::chat::delivery::outgoing;
 use crate::chat::group_cache::is_member;
 use crate::chat::handler::error;
-use crate::chat::service::{ChatService, Done};
-use crate::net::{ConnId, EventLoop};
+use crate::chat::outcome::Outcome;
+use crate::chat::service::ChatService;
+use crate::cluster::Origin;
+use crate::ids::{ConnId, GroupId, UserId};
+use crate::net::EventLoop;
 use crate::protocol::msgid::{GROUP_CHAT_MSG, ONE_CHAT_MSG};
-use crate::protocol::{reply, ErrorCode};
-use crate::store::{GroupId, UserId};
+use crate::protocol::ErrorCode;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -18,7 +20,12 @@ pub(crate) fn one_chat(
     to: UserId,
     frame: &[u8],
 ) {
-    svc.deliver(lp, &[to], outgoing(frame), Some((conn, ONE_CHAT_MSG)));
+    let origin = Origin {
+        conn,
+        msgid: ONE_CHAT_MSG,
+    };
+    svc.delivery
+        .deliver(lp, &[to], outgoing(frame), Some(origin));
 }
 
 pub(crate) fn group_chat(
@@ -31,51 +38,33 @@ pub(crate) fn group_chat(
 ) {
     let frame = outgoing(frame);
     if let Some(members) = svc.groups.get(group) {
-        svc.fan_out_group(lp, conn, user, group, &members, frame);
-        return;
+        return fan_out(svc, lp, conn, user, &members, frame);
     }
     // A cache miss: load the members on a worker, keeping this sender's messages in order.
     svc.run_busy(lp, conn, group, GROUP_CHAT_MSG, move |svc, store| {
         let epoch = svc.groups.epoch();
-        match store.group_member_ids(group) {
-            Ok(Some(ids)) => Done::GroupChat {
-                user,
-                group,
-                members: svc.groups.install(group, ids, epoch),
-                frame,
-            },
-            Ok(None) => Done::Reply(reply::error(
-                ErrorCode::NoSuchGroup,
-                None,
-                Some(GROUP_CHAT_MSG),
-            )),
-            Err(e) => {
-                log::error!("loading members of group {group} failed: {e}");
-                Done::Reply(reply::error(
-                    ErrorCode::Internal,
-                    None,
-                    Some(GROUP_CHAT_MSG),
-                ))
-            }
-        }
+        let ids = store
+            .group_member_ids(group)?
+            .ok_or(ErrorCode::NoSuchGroup)?;
+        let members = svc.groups.install(group, ids, epoch);
+        Ok(Outcome::then(move |svc, lp, conn| {
+            fan_out(svc, lp, conn, user, &members, frame)
+        }))
     });
 }
 
-impl ChatService {
-    /// Sends a group frame to every member but the sender, if the sender is a member.
-    pub(crate) fn fan_out_group(
-        self: &Arc<Self>,
-        lp: &mut EventLoop,
-        conn: ConnId,
-        user: UserId,
-        _group: GroupId,
-        members: &[UserId],
-        frame: Bytes,
-    ) {
-        if !is_member(members, user) {
-            return error(lp, conn, ErrorCode::NotMember, GROUP_CHAT_MSG);
-        }
-        let others: Vec<UserId> = members.iter().copied().filter(|&m| m != user).collect();
-        self.deliver(lp, &others, frame, None);
+/// Sends a group frame to every member but the sender, if the sender is a member.
+fn fan_out(
+    svc: &Arc<ChatService>,
+    lp: &mut EventLoop,
+    conn: ConnId,
+    user: UserId,
+    members: &[UserId],
+    frame: Bytes,
+) {
+    if !is_member(members, user) {
+        return error(lp, conn, ErrorCode::NotMember, GROUP_CHAT_MSG);
     }
+    let others: Vec<UserId> = members.iter().copied().filter(|&m| m != user).collect();
+    svc.delivery.deliver(lp, &others, frame, None);
 }

@@ -4,3 +4,4 @@ pub(crate) mod account;
 pub(crate) mod chat;
 pub(crate) mod contacts;
 pub(crate) mod groups;
+pub(crate) mod idle;

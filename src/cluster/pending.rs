@@ -1,19 +1,17 @@
-//! Delivery receipts between servers: how a sender learns that its message left the receiver.
+//! Pending deliveries: the sender's side of a cross-server delivery, held until confirmed.
 //!
 //! A published message is not yet delivered: the receiving server may die with it in its
 //! subscriber buffer or task queues. So the sender keeps every cross-server delivery pending
 //! until the receiver confirms it, and the receiver confirms only once each recipient's copy
-//! was written to the recipient's socket or stored. If the receiver's liveness key lapses
-//! first, the sender stores the pending copies for their next login. The window that is left
-//! is the receiver dying between its socket write and its confirmation leaving the process:
-//! then the message is delivered and stored, and arrives twice.
+//! was written to the recipient's socket or stored (its `Receipt`, bus.rs). If the receiver's
+//! liveness key lapses first, the sender stores the pending copies for their next login. The
+//! window that is left is the receiver dying between its socket write and its confirmation
+//! leaving the process: then the message is delivered and stored, and arrives twice.
 
-use super::publisher::Op;
-use super::Cluster;
-use crate::store::UserId;
+use crate::ids::UserId;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A receiver that confirms nothing for this long (though alive) is presumed to have lost the
@@ -123,35 +121,9 @@ impl PendingDeliveries {
             .collect()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().map.values().map(HashMap::len).sum()
-    }
-}
-
-/// The receiver's side: held by every path a received message takes to its recipients; when
-/// the last holder drops it (all copies written or stored), the confirmation is queued.
-pub struct Receipt {
-    cluster: Arc<Cluster>,
-    sender: Arc<str>,
-    mid: u64,
-}
-
-impl Receipt {
-    pub(crate) fn new(cluster: Arc<Cluster>, sender: Arc<str>, mid: u64) -> Receipt {
-        Receipt {
-            cluster,
-            sender,
-            mid,
-        }
-    }
-}
-
-impl Drop for Receipt {
-    fn drop(&mut self) {
-        self.cluster.send(Op::Confirm {
-            to: self.sender.clone(),
-            mid: self.mid,
-        });
     }
 }
 
