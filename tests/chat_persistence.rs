@@ -5,28 +5,17 @@
 #[macro_use]
 mod common;
 
-use common::client::{decoded, logged_in, unique, Client};
+use common::client::{decoded, logged_in, login_when_free, unique, Client};
 use common::server::{Backend, Server};
+
+/// How long a login may wait for the previous session of its user to be released.
+const LOGIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn start(backend: &Backend) -> Server {
     Server::start(backend, &["--threads", "2"])
-}
-
-/// Logs `id` in on a new connection, retrying while an old session is being released.
-fn login(addr: SocketAddr, id: i64) -> (Client, Value) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut c = Client::connect(addr);
-        let r = c.login(id, "pw");
-        if r["errno"] == 0 {
-            return (c, r);
-        }
-        assert!(Instant::now() < deadline, "login of {id}: {r}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// What the first server run leaves behind.
@@ -58,7 +47,7 @@ fn build(addr: SocketAddr) -> World {
     let group = a.create_group(ida, &gname, "kept");
     b.join_group(idb, group);
     {
-        let (mut c, _) = login(addr, idc);
+        let (mut c, _) = login_when_free(addr, idc, LOGIN_LIMIT);
         c.join_group(idc, group);
     }
     let m1 = format!(r#"{{"msgid":6,"id":{ida},"toid":{idc},"msg":"one \"1\"","time":"t"}}"#);
@@ -91,7 +80,7 @@ fn check(addr: SocketAddr, w: &World) {
     let r = x.request(json!({"msgid": 4, "name": aname, "password": "pw"}), 5);
     assert_eq!(r["errno"], 1, "{r}");
     // C: offline messages once, in order, byte for byte; friends none; the group.
-    let (mut c, ack) = login(addr, idc);
+    let (mut c, ack) = login_when_free(addr, idc, LOGIN_LIMIT);
     assert_eq!(ack["name"], *cname);
     assert_eq!(ack["offlinemsg"], json!(w.for_c), "{ack}");
     assert!(ack.get("friends").is_none(), "{ack}");
@@ -122,7 +111,7 @@ fn check(addr: SocketAddr, w: &World) {
     want.sort();
     assert_eq!(members, want);
     // A: both friends, with names.
-    let (mut a, ack) = login(addr, ida);
+    let (mut a, ack) = login_when_free(addr, ida, LOGIN_LIMIT);
     let mut friends: Vec<(i64, String)> = decoded(&ack, "friends")
         .iter()
         .map(|f| {
@@ -138,7 +127,7 @@ fn check(addr: SocketAddr, w: &World) {
     assert_eq!(friends, want);
     assert!(ack.get("offlinemsg").is_none(), "{ack}");
     // B: A as a friend (one-directional, as stored).
-    let (mut b, ack) = login(addr, idb);
+    let (mut b, ack) = login_when_free(addr, idb, LOGIN_LIMIT);
     let friends = decoded(&ack, "friends");
     assert_eq!(friends.len(), 1, "{ack}");
     assert_eq!(friends[0]["id"], ida);
@@ -166,7 +155,7 @@ fn graceful_restart(backend: Backend) {
     assert_eq!(server.stop(), Some(0));
     drop(server);
     let server = start(&backend);
-    let (_, ack) = login(server.addr, world.c.0);
+    let (_, ack) = login_when_free(server.addr, world.c.0, LOGIN_LIMIT);
     assert!(ack.get("offlinemsg").is_none(), "{ack}");
     assert_eq!(decoded(&ack, "groups").len(), 1);
 }

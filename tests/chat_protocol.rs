@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 
-use common::client::{decoded, logged_in, unique, Client};
+use common::client::{decoded, logged_in, login_when_free, unique, Client};
 use common::server::{Backend, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -35,21 +35,6 @@ fn registered(addr: std::net::SocketAddr, prefix: &str) -> (String, i64) {
     let name = unique(prefix);
     let id = Client::connect(addr).register(&name, "pw");
     (name, id)
-}
-
-/// Repeats `login` until it succeeds (a closed session is released asynchronously).
-fn login_eventually(addr: std::net::SocketAddr, id: i64) -> (Client, Value) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut c = Client::connect(addr);
-        let r = c.login(id, "pw");
-        if r["errno"] == 0 {
-            return (c, r);
-        }
-        assert_eq!(r["errno"], 2, "login: {r}");
-        assert!(Instant::now() < deadline, "session of {id} never released");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A round trip on `c`: once the pong is back, every frame sent before it was processed.
@@ -154,7 +139,7 @@ fn login(backend: Backend) {
     sync(&mut c);
     // Once the first connection is gone, the other one can log in (after failed attempts).
     drop(c);
-    let (_c, r) = login_eventually(addr, id);
+    let (_c, r) = login_when_free(addr, id, Duration::from_secs(5));
     assert_eq!(r["id"], id);
 }
 
@@ -243,7 +228,7 @@ fn login_ack_shape(backend: Backend) {
     );
     // Delivered once: gone from the store.
     drop(a);
-    let (_a, again) = login_eventually(addr, ida);
+    let (_a, again) = login_when_free(addr, ida, Duration::from_secs(5));
     assert!(again.get("offlinemsg").is_none(), "{again}");
 }
 
@@ -328,10 +313,10 @@ fn one_chat(backend: Backend) {
     }
     sync(&mut a);
     a.assert_quiet(QUIET, "no error for a stored message");
-    let (_c, ack) = login_eventually(addr, idc);
+    let (_c, ack) = login_when_free(addr, idc, Duration::from_secs(5));
     assert_eq!(ack["offlinemsg"], json!(sent));
     drop(_c);
-    let (mut c, ack) = login_eventually(addr, idc);
+    let (mut c, ack) = login_when_free(addr, idc, Duration::from_secs(5));
     assert!(ack.get("offlinemsg").is_none(), "delivered twice: {ack}");
     // Now online: delivered directly.
     a.chat(ida, idc, "online now");
@@ -478,7 +463,7 @@ fn group_chat(backend: Backend) {
     a.recv_chat("from b");
     c.recv_chat("from b");
     // The offline member gets both, in order, at the next login.
-    let (_e, ack) = login_eventually(addr, ide);
+    let (_e, ack) = login_when_free(addr, ide, Duration::from_secs(5));
     let offline = decoded(&ack, "offlinemsg");
     let texts: Vec<&str> = offline.iter().map(|m| m["msg"].as_str().unwrap()).collect();
     assert_eq!(texts, ["hi all }\"", "from b"], "{ack}");

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::client::{decoded, logged_in, Client};
+use common::client::{decoded, logged_in, login_when_free};
 use common::cluster::ChatCluster;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,21 +17,6 @@ const MESSAGES: usize = 3000;
 /// Messages written per burst, and the pause between bursts: a steady flow, not one write.
 const BURST: usize = 50;
 const PAUSE: Duration = Duration::from_millis(2);
-
-/// Logs `id` in on `addr`, retrying while the dead server's claim has not expired yet.
-fn login_when_free(addr: std::net::SocketAddr, id: i64) -> (Client, Value) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut c = Client::connect(addr);
-        let ack = c.login(id, "pw");
-        if ack["errno"] == 0 {
-            return (c, ack);
-        }
-        assert_eq!(ack["errno"], 2, "login: {ack}");
-        assert!(Instant::now() < deadline, "user {id} never freed");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn sigkill_of_the_receivers_server_loses_nothing() {
@@ -64,14 +48,7 @@ fn sigkill_of_the_receivers_server_loses_nothing() {
         };
         let send = thread::spawn(move || {
             for burst in (0..MESSAGES).collect::<Vec<_>>().chunks(BURST) {
-                let mut bytes = Vec::new();
-                for i in burst {
-                    let m = json!({"msgid": 6, "id": ids, "name": "s", "toid": idr,
-                        "msg": format!("{r}:{i}"), "time": "t"});
-                    bytes.extend_from_slice(m.to_string().as_bytes());
-                    bytes.push(0);
-                }
-                sender.raw(&bytes);
+                sender.send_chats(ids, idr, burst.iter().map(|i| format!("{r}:{i}")));
                 thread::sleep(PAUSE);
             }
             // The server has read and handled every message once the pong is back.
@@ -99,7 +76,7 @@ fn sigkill_of_the_receivers_server_loses_nothing() {
         }
         // Next login, on the surviving server: stored messages come in the ack, and any stored
         // after the login arrive as ordinary messages.
-        let (mut again, ack) = login_when_free(cluster.addr(0), idr);
+        let (mut again, ack) = login_when_free(cluster.addr(0), idr, Duration::from_secs(10));
         for m in decoded(&ack, "offlinemsg") {
             *count
                 .entry(m["msg"].as_str().unwrap().to_owned())

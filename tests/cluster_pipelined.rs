@@ -24,15 +24,8 @@ fn sixteen_cross_server_pairs_pipelining() {
         let (mut sender, ids) = logged_in(cluster.addr(from), "ps");
         let (mut receiver, idr) = logged_in(cluster.addr(to), "pr");
         let send = thread::spawn(move || {
-            let mut frames = Vec::new();
-            for i in 0..MESSAGES {
-                let m = serde_json::json!({"msgid": 6, "id": ids, "name": "s", "toid": idr,
-                    "msg": format!("{pair}:{i}"), "time": "t"});
-                frames.extend_from_slice(m.to_string().as_bytes());
-                frames.push(0);
-            }
             // All of it at once: the server must take a pipelined burst.
-            sender.raw(&frames);
+            sender.send_chats(ids, idr, (0..MESSAGES).map(|i| format!("{pair}:{i}")));
             sender.ping(1);
             sender
         });

@@ -45,14 +45,7 @@ fn redis_restart_while_traffic_flows() {
         let (mut receiver, idr) = logged_in(cluster.addr(to), "rr");
         let send = thread::spawn(move || {
             for burst in (0..MESSAGES).collect::<Vec<_>>().chunks(BURST) {
-                let mut bytes = Vec::new();
-                for i in burst {
-                    let m = json!({"msgid": 6, "id": ids, "name": "s", "toid": idr,
-                        "msg": format!("{p}:{i}"), "time": "t"});
-                    bytes.extend_from_slice(m.to_string().as_bytes());
-                    bytes.push(0);
-                }
-                sender.raw(&bytes);
+                sender.send_chats(ids, idr, burst.iter().map(|i| format!("{p}:{i}")));
                 thread::sleep(PAUSE);
             }
             sender.ping(9);

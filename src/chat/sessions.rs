@@ -70,16 +70,4 @@ impl Sessions {
         }
         out
     }
-
-    /// Sessions in total (for stats and tests).
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -125,7 +125,6 @@ impl EventLoop {
 
     /// Runs turns until `quit` (from here or any thread).
     pub fn run(&mut self) {
-        let _ = self.handle.shared.thread.set(std::thread::current().id());
         while !self.handle.shared.quit.load(Ordering::Acquire) {
             self.turn(None);
         }
@@ -138,7 +137,6 @@ impl EventLoop {
         limit: Duration,
         mut done: impl FnMut(&mut EventLoop) -> bool,
     ) -> bool {
-        let _ = self.handle.shared.thread.set(std::thread::current().id());
         let end = Instant::now() + limit;
         loop {
             if done(self) {

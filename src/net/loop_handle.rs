@@ -9,8 +9,7 @@ use super::event_loop::EventLoop;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::ThreadId;
+use std::sync::{Arc, Mutex};
 
 /// Work handed to a loop from anywhere; it runs on the loop's thread with the loop in hand.
 pub type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
@@ -20,7 +19,6 @@ pub(crate) struct Shared {
     pub(crate) tasks: Mutex<Vec<Task>>,
     pub(crate) waker: EventFd,
     pub(crate) quit: AtomicBool,
-    pub(crate) thread: OnceLock<ThreadId>,
     pub(crate) next_timer_id: AtomicU64,
     /// eventfd writes: how often producers had to wake the loop.
     pub(crate) wakeups: AtomicU64,
@@ -44,7 +42,6 @@ impl LoopHandle {
                 tasks: Mutex::new(Vec::new()),
                 waker,
                 quit: AtomicBool::new(false),
-                thread: OnceLock::new(),
                 next_timer_id: AtomicU64::new(1),
                 wakeups: AtomicU64::new(0),
                 queued: AtomicU64::new(0),
@@ -55,11 +52,6 @@ impl LoopHandle {
     /// The loop's index in its server (0 is the base loop).
     pub fn index(&self) -> usize {
         self.shared.index
-    }
-
-    /// True on the loop's own thread (once it has started running).
-    pub fn is_in_loop_thread(&self) -> bool {
-        self.shared.thread.get() == Some(&std::thread::current().id())
     }
 
     /// Queues `task` to run on the loop's thread during its next turn. Safe from any thread,

@@ -65,13 +65,14 @@ pub fn register(out: &mut Vec<u8>, name: &str, password: &str) {
 
 /// ONE_CHAT_MSG from user `id` (named `name`) to user `toid`.
 pub fn one_chat(out: &mut Vec<u8>, id: UserId, name: &str, toid: UserId, msg: &str, time: &str) {
-    Object::new(out, msgid::ONE_CHAT_MSG)
-        .int("id", id)
-        .text("name", name)
-        .int("toid", toid)
-        .text("msg", msg)
-        .text("time", time)
-        .end()
+    chat(
+        out,
+        (msgid::ONE_CHAT_MSG, "toid", toid),
+        id,
+        name,
+        msg,
+        time,
+    )
 }
 
 /// GROUP_CHAT_MSG from user `id` (named `name`) to the members of `groupid`.
@@ -83,10 +84,22 @@ pub fn group_chat(
     msg: &str,
     time: &str,
 ) {
-    Object::new(out, msgid::GROUP_CHAT_MSG)
+    chat(
+        out,
+        (msgid::GROUP_CHAT_MSG, "groupid", groupid),
+        id,
+        name,
+        msg,
+        time,
+    )
+}
+
+/// A chat message; `to` is its msgid, the key that names its destination, and that id.
+fn chat(out: &mut Vec<u8>, to: (i64, &str, i64), id: UserId, name: &str, msg: &str, time: &str) {
+    Object::new(out, to.0)
         .int("id", id)
         .text("name", name)
-        .int("groupid", groupid)
+        .int(to.1, to.2)
         .text("msg", msg)
         .text("time", time)
         .end()

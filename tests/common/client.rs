@@ -190,6 +190,16 @@ impl Client {
         self.request_built(|o| build::login(o, id, password), 2)
     }
 
+    /// ONE_CHAT_MSGs from `from` to `to`, one per text, all in one write (a pipelining client).
+    pub fn send_chats(&mut self, from: i64, to: i64, texts: impl IntoIterator<Item = String>) {
+        let mut bytes = Vec::new();
+        for text in texts {
+            build::one_chat(&mut bytes, from, "s", to, &text, TIME);
+            bytes.push(0);
+        }
+        self.raw(&bytes);
+    }
+
     pub fn chat(&mut self, from: i64, to: i64, msg: &str) {
         self.send_built(|o| build::one_chat(o, from, "n", to, msg, TIME));
     }
@@ -270,6 +280,26 @@ pub fn logged_in(addr: SocketAddr, prefix: &str) -> (Client, i64) {
     let r = c.login(id, "pw");
     assert_eq!(r["errno"], 0, "login: {r}");
     (c, id)
+}
+
+/// Logs `id` in on a new connection to `addr`, retrying for up to `limit` while an earlier
+/// session of it is still being released (errno 2: a closed session, or a dead server's claim,
+/// is freed asynchronously).
+pub fn login_when_free(addr: SocketAddr, id: i64, limit: Duration) -> (Client, Value) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut c = Client::connect(addr);
+        let r = c.login(id, "pw");
+        if r["errno"] == 0 {
+            return (c, r);
+        }
+        assert_eq!(r["errno"], 2, "login of {id}: {r}");
+        assert!(
+            Instant::now() < deadline,
+            "session of {id} never released: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A login ack's string-encoded arrays, decoded.

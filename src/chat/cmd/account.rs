@@ -1,5 +1,6 @@
 //! Register, login, logout.
 
+use crate::chat::cmd::contacts::friend_views;
 use crate::chat::cmd::idle;
 use crate::chat::conn_state::ChatConn;
 use crate::chat::delivery::{outgoing, Parcel};
@@ -8,7 +9,7 @@ use crate::chat::service::ChatService;
 use crate::ids::{ConnId, UserId};
 use crate::net::EventLoop;
 use crate::protocol::msgid::{LOGIN_MSG, REG_MSG};
-use crate::protocol::{reply, ErrorCode, FriendView, GroupView, MemberView};
+use crate::protocol::{reply, ErrorCode, GroupView, MemberView};
 use crate::store::{Group, Store};
 use std::sync::Arc;
 
@@ -105,16 +106,7 @@ fn login_job(
             return Err(e.into());
         }
     };
-    let friend_ids: Vec<UserId> = friends.iter().map(|f| f.id).collect();
-    let friend_views: Vec<FriendView> = friends
-        .iter()
-        .zip(svc.online_states(&friend_ids))
-        .map(|(f, online)| FriendView {
-            id: f.id,
-            name: &f.name,
-            online,
-        })
-        .collect();
+    let friend_views = friend_views(svc, &friends);
     let group_views = group_views(svc, &groups);
     let ack = reply::login_ok(user, &record.name, &offline, &friend_views, &group_views);
     Ok(Outcome::then(move |svc, lp, conn| {

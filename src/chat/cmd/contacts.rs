@@ -7,7 +7,7 @@ use crate::ids::{ConnId, UserId};
 use crate::net::EventLoop;
 use crate::protocol::msgid::{ADD_FRIEND_MSG, FRIEND_LIST_MSG, REMOVE_FRIEND_MSG};
 use crate::protocol::{reply, ErrorCode, FriendView};
-use crate::store::FriendAdd;
+use crate::store::{Contact, FriendAdd};
 use std::sync::Arc;
 
 pub(crate) fn add_friend(
@@ -48,16 +48,22 @@ pub(crate) fn remove_friend(
 pub(crate) fn friend_list(svc: &Arc<ChatService>, lp: &mut EventLoop, conn: ConnId, user: UserId) {
     svc.run_busy(lp, conn, user, FRIEND_LIST_MSG, move |svc, store| {
         let friends = store.friends(user)?;
-        let ids: Vec<UserId> = friends.iter().map(|f| f.id).collect();
-        let views: Vec<FriendView> = friends
-            .iter()
-            .zip(svc.online_states(&ids))
-            .map(|(f, online)| FriendView {
-                id: f.id,
-                name: &f.name,
-                online,
-            })
-            .collect();
-        Ok(Outcome::Reply(reply::friend_list_ack(&views)))
+        Ok(Outcome::Reply(reply::friend_list_ack(&friend_views(
+            svc, &friends,
+        ))))
     });
+}
+
+/// Friends as the protocol shows them, with each one's online state.
+pub(crate) fn friend_views<'a>(svc: &ChatService, friends: &'a [Contact]) -> Vec<FriendView<'a>> {
+    let ids: Vec<UserId> = friends.iter().map(|f| f.id).collect();
+    friends
+        .iter()
+        .zip(svc.online_states(&ids))
+        .map(|(f, online)| FriendView {
+            id: f.id,
+            name: &f.name,
+            online,
+        })
+        .collect()
 }
