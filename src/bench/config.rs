@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The measured workload.
+/// Which workload runs, by its command-line name; [`crate::bench::scenario::of`] gives its
+/// [`Scenario`](crate::bench::scenario::Scenario).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scenario {
+pub enum ScenarioKind {
     /// Registrations per second over `connections` connections, one request in flight each.
     Reg,
     /// Logins per second; each connection logs in, logs out and logs in again (legacy:
@@ -22,27 +23,27 @@ pub enum Scenario {
     Echo,
 }
 
-impl Scenario {
-    pub fn parse(name: &str) -> Option<Scenario> {
+impl ScenarioKind {
+    pub fn parse(name: &str) -> Option<ScenarioKind> {
         Some(match name {
-            "reg" => Scenario::Reg,
-            "login" => Scenario::Login,
-            "chat" => Scenario::Chat,
-            "group" => Scenario::Group,
-            "idle" => Scenario::Idle,
-            "echo" => Scenario::Echo,
+            "reg" => ScenarioKind::Reg,
+            "login" => ScenarioKind::Login,
+            "chat" => ScenarioKind::Chat,
+            "group" => ScenarioKind::Group,
+            "idle" => ScenarioKind::Idle,
+            "echo" => ScenarioKind::Echo,
             _ => return None,
         })
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Scenario::Reg => "reg",
-            Scenario::Login => "login",
-            Scenario::Chat => "chat",
-            Scenario::Group => "group",
-            Scenario::Idle => "idle",
-            Scenario::Echo => "echo",
+            ScenarioKind::Reg => "reg",
+            ScenarioKind::Login => "login",
+            ScenarioKind::Chat => "chat",
+            ScenarioKind::Group => "group",
+            ScenarioKind::Idle => "idle",
+            ScenarioKind::Echo => "echo",
         }
     }
 }
@@ -50,7 +51,7 @@ impl Scenario {
 /// Every knob of a run; `bin/chat-bench` fills it from the command line.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    pub scenario: Scenario,
+    pub scenario: ScenarioKind,
     /// The server (or nginx) that senders, registrars and idle connections use.
     pub target: SocketAddr,
     /// Receivers (chat) or the members who do not send (group) connect here when given.
@@ -88,7 +89,7 @@ pub struct BenchConfig {
 
 impl BenchConfig {
     /// Defaults for `scenario` against `target`.
-    pub fn new(scenario: Scenario, target: SocketAddr) -> BenchConfig {
+    pub fn new(scenario: ScenarioKind, target: SocketAddr) -> BenchConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         BenchConfig {
             scenario,
@@ -124,24 +125,26 @@ impl BenchConfig {
         if self.legacy && self.inflight > 1 {
             return Err("--legacy allows one message in flight (--inflight 1)".into());
         }
-        if self.scenario == Scenario::Echo && self.target2.is_some() {
+        if self.scenario == ScenarioKind::Echo && self.target2.is_some() {
             return Err("echo has one target: the echo server".into());
         }
-        if self.legacy && self.scenario == Scenario::Group {
+        if self.legacy && self.scenario == ScenarioKind::Group {
             return Err(
                 "--legacy cannot run group: the seeds' server sends no group ack to learn the id"
                     .into(),
             );
         }
         match self.scenario {
-            Scenario::Reg | Scenario::Login | Scenario::Idle if self.connections == 0 => {
+            ScenarioKind::Reg | ScenarioKind::Login | ScenarioKind::Idle
+                if self.connections == 0 =>
+            {
                 Err("--connections must be at least 1".into())
             }
-            Scenario::Chat | Scenario::Echo if self.pairs == 0 => {
+            ScenarioKind::Chat | ScenarioKind::Echo if self.pairs == 0 => {
                 Err("--pairs must be at least 1".into())
             }
-            Scenario::Group if self.members < 2 => Err("--members must be at least 2".into()),
-            Scenario::Group if self.senders == 0 || self.senders > self.members => {
+            ScenarioKind::Group if self.members < 2 => Err("--members must be at least 2".into()),
+            ScenarioKind::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())
             }
             _ if self.prefix.len() > 30 => Err("--prefix: at most 30 characters".into()),

@@ -1,10 +1,13 @@
-//! chat-bench, the load generator: scenarios that drive a chat server over protocol v1 (or the
-//! seeds' NUL-framed form) from client event loops of the crate's own net layer.
+//! chat-bench, the load generator: its scenarios, the driver they run on, wire and report.
 //!
-//! [`driver`] holds the client connections and the phases of a run, [`scenario`] one file per
-//! workload, [`wire`] the requests and the reading of replies, [`stats`] the counters,
-//! histograms and the report. `bin/chat-bench` only parses arguments into a [`BenchConfig`]
-//! and calls [`run`].
+//! The scenarios drive a chat server over protocol v1 (or the seeds' NUL-framed form) from
+//! client event loops of the crate's own net layer.
+//!
+//! [`driver`] holds the client connections and the phases of a run and knows no workload;
+//! [`scenario`] has one file per workload, each a [`scenario::Scenario`] whose connections
+//! play [`driver::Role`]s of its own; [`wire`] the requests and the reading of replies,
+//! [`stats`] the counters, histograms and the report. `bin/chat-bench` only parses arguments
+//! into a [`BenchConfig`] and calls [`run`].
 
 pub mod config;
 pub mod driver;
@@ -12,7 +15,7 @@ pub mod scenario;
 pub mod stats;
 pub mod wire;
 
-pub use config::{BenchConfig, Scenario};
+pub use config::{BenchConfig, ScenarioKind};
 pub use stats::Report;
 
 /// Runs the configured scenario and returns its report.
@@ -20,14 +23,7 @@ pub fn run(cfg: BenchConfig) -> Result<Report, String> {
     cfg.validate()?;
     raise_fd_limit();
     let pid = cfg.server_pid;
-    let mut report = match cfg.scenario {
-        Scenario::Reg => scenario::reg::run(cfg)?,
-        Scenario::Login => scenario::login::run(cfg)?,
-        Scenario::Chat => scenario::chat::run(cfg)?,
-        Scenario::Echo => scenario::echo::run(cfg)?,
-        Scenario::Group => scenario::group::run(cfg)?,
-        Scenario::Idle => scenario::idle::run(cfg)?,
-    };
+    let mut report = scenario::of(cfg.scenario).run(cfg)?;
     if let Some(pid) = pid {
         if report.get("server_rss_end_kib").is_none() {
             if let Ok(kib) = scenario::idle::vm_rss_kib(pid) {

@@ -105,6 +105,21 @@ pub struct Reply {
     pub errmsg: Option<String>,
 }
 
+impl Reply {
+    /// The reply in one line, for error messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "msgid {} errno {}{}",
+            self.msgid,
+            self.errno,
+            self.errmsg
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// What a received frame is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Incoming {

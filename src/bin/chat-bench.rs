@@ -1,6 +1,6 @@
 //! chat-bench: load generator for the chat server. Parses arguments, runs, prints the report.
 
-use chatserver::bench::{self, BenchConfig, Scenario};
+use chatserver::bench::{self, BenchConfig, ScenarioKind};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -116,7 +116,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<BenchConfig>, 
             Value(v) if scenario.is_none() => {
                 let name = v.into_string().unwrap_or_default();
                 scenario =
-                    Some(Scenario::parse(&name).ok_or(format!("unknown scenario '{name}'"))?);
+                    Some(ScenarioKind::parse(&name).ok_or(format!("unknown scenario '{name}'"))?);
             }
             other => return Err(other.unexpected().to_string()),
         }

@@ -1,14 +1,17 @@
-//! `idle`: hold `--connections` logged-in connections for `--duration` seconds and report the
+//! `idle`: logged-in connections held open; the server's memory for them and its clean-up.
+//!
+//! Holds `--connections` logged-in connections for `--duration` seconds and reports the
 //! server's memory per connection (its VmRSS before connecting and once all are logged in,
 //! given `--server-pid`). With `--drop`, then close them all at once and time how long until
 //! the server has forgotten them: a sample of the dropped users log in again (a fresh
 //! connection each try); the server refuses while it still counts one online.
 
-use super::round2;
-use crate::bench::driver::{Bench, Conn, Role, User};
+use super::peer::Peer;
+use super::reg::register_users;
+use super::{round2, Scenario};
+use crate::bench::driver::{Bench, Conn, User};
 use crate::bench::stats::Report;
 use crate::bench::wire::{read_frame, Incoming, Wire};
-use crate::bench::BenchConfig;
 use crate::protocol::{msgid, Framer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,51 +21,67 @@ use std::time::{Duration, Instant};
 /// Dropped users that log in again to prove the server clean.
 const PROBES: usize = 10;
 
-pub fn run(cfg: BenchConfig) -> Result<Report, String> {
-    let n = cfg.connections;
-    let (target, pid) = (cfg.target, cfg.server_pid);
-    let mut b = Bench::start(cfg, 0, 1)?;
-    let users = b.register_users(n)?;
-    let rss_before = pid.map(vm_rss_kib).transpose()?;
-    for user in &users {
-        let role = Role::Peer {
-            sender: None,
-            to: 0,
-            group: false,
-        };
-        b.connect(target, Conn::new(role, user.clone()))?;
-    }
-    b.wait_ready("logging in", n)?;
-    let setup_s = b.age();
-    let rss_after = pid.map(vm_rss_kib).transpose()?;
+/// What set-up leaves for the measurement: the users (the drop probes log some of them in)
+/// and the server's memory before any of them connected.
+#[derive(Default)]
+pub struct Idle {
+    users: Vec<User>,
+    rss_before: Option<u64>,
+}
 
-    let cfg = b.sh.cfg.clone();
-    let hold_end = Instant::now() + cfg.duration;
-    while Instant::now() < hold_end {
-        b.check()?;
-        std::thread::sleep((hold_end - Instant::now()).min(Duration::from_secs(1)));
-        let closed = b.sh.stats.totals().closed;
-        b.progress(format_args!("holding {} connections", n as u64 - closed));
+impl Scenario for Idle {
+    fn setup(&mut self, b: &mut Bench) -> Result<(), String> {
+        let (n, target, pid) = (b.sh.cfg.connections, b.sh.cfg.target, b.sh.cfg.server_pid);
+        self.users = register_users(b, n)?;
+        self.rss_before = pid.map(vm_rss_kib).transpose()?;
+        for user in &self.users {
+            b.connect(target, Conn::new(Peer::receiver(), user.clone()))?;
+        }
+        b.wait_ready("logging in", n)
     }
-    let rss_end = pid.map(vm_rss_kib).transpose()?;
 
-    let mut r = Report::new();
-    r.set("scenario", "idle");
-    r.set("target", target.to_string());
-    r.set("legacy", cfg.legacy);
-    r.set("client_threads", cfg.threads);
-    r.set("connections", n);
-    r.set("setup_s", round2(setup_s));
-    r.set("held_s", round2(cfg.duration.as_secs_f64()));
-    r.set("closed", b.sh.stats.totals().closed);
-    if let (Some(before), Some(after), Some(end)) = (rss_before, rss_after, rss_end) {
-        r.set("server_rss_before_kib", before);
-        r.set("server_rss_logged_in_kib", after);
-        r.set("server_rss_end_kib", end);
-        let per_conn = (after as f64 - before as f64) * 1024.0 / n as f64;
-        r.set("server_rss_per_conn_bytes", per_conn.round());
+    fn measure(&mut self, b: &mut Bench, setup_s: f64) -> Result<Report, String> {
+        let cfg = b.sh.cfg.clone();
+        let (n, target, pid) = (cfg.connections, cfg.target, cfg.server_pid);
+        let rss_after = pid.map(vm_rss_kib).transpose()?;
+        let hold_end = Instant::now() + cfg.duration;
+        while Instant::now() < hold_end {
+            b.check()?;
+            std::thread::sleep((hold_end - Instant::now()).min(Duration::from_secs(1)));
+            let closed = b.sh.stats.totals().closed;
+            b.progress(format_args!("holding {} connections", n as u64 - closed));
+        }
+        let rss_end = pid.map(vm_rss_kib).transpose()?;
+
+        let mut r = Report::new();
+        r.set("scenario", "idle");
+        r.set("target", target.to_string());
+        r.set("legacy", cfg.legacy);
+        r.set("client_threads", cfg.threads);
+        r.set("connections", n);
+        r.set("setup_s", round2(setup_s));
+        r.set("held_s", round2(cfg.duration.as_secs_f64()));
+        r.set("closed", b.sh.stats.totals().closed);
+        if let (Some(before), Some(after), Some(end)) = (self.rss_before, rss_after, rss_end) {
+            r.set("server_rss_before_kib", before);
+            r.set("server_rss_logged_in_kib", after);
+            r.set("server_rss_end_kib", end);
+            let per_conn = (after as f64 - before as f64) * 1024.0 / n as f64;
+            r.set("server_rss_per_conn_bytes", per_conn.round());
+        }
+        if cfg.drop {
+            self.drop_all(b, &mut r)?;
+        }
+        Ok(r)
     }
-    if cfg.drop {
+}
+
+impl Idle {
+    /// `--drop`: closes every connection at once, then logs a sample of the users in again
+    /// until the server takes them (it refuses a user it still counts online).
+    fn drop_all(&self, b: &Bench, r: &mut Report) -> Result<(), String> {
+        let cfg = &b.sh.cfg;
+        let (n, target, pid) = (cfg.connections, cfg.target, cfg.server_pid);
         let started = Instant::now();
         b.broadcast(|_, lp, conn| {
             if let Some(c) = lp.context_mut::<Conn>(conn) {
@@ -72,7 +91,7 @@ pub fn run(cfg: BenchConfig) -> Result<Report, String> {
         })?;
         let closed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let step = (n / PROBES).max(1);
-        let sample: Vec<&User> = users.iter().rev().step_by(step).take(PROBES).collect();
+        let sample: Vec<&User> = self.users.iter().rev().step_by(step).take(PROBES).collect();
         let wire = b.sh.wire;
         let password = b.sh.password.clone();
         let mut refused = 0;
@@ -89,8 +108,8 @@ pub fn run(cfg: BenchConfig) -> Result<Report, String> {
         if let Some(pid) = pid {
             r.set("server_rss_after_drop_kib", vm_rss_kib(pid)?);
         }
+        Ok(())
     }
-    Ok(r)
 }
 
 /// Logs `user` in (a new connection each try) until the server accepts; returns the refusals.
