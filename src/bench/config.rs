@@ -75,8 +75,10 @@ pub struct BenchConfig {
     /// Seeds' protocol only: NUL-terminated frames, one request in flight, no extension acks.
     pub legacy: bool,
     pub json: bool,
-    /// The server's pid, to read its VmRSS (idle).
+    /// The server's pid, to read its VmRSS (idle) and its CPU time.
     pub server_pid: Option<u32>,
+    /// More server processes whose CPU time counts (a cluster's other nodes, Redis).
+    pub cpu_pids: Vec<u32>,
     /// idle: after holding, close every connection at once and time the server's clean-up.
     pub drop: bool,
     /// User names start with this, then a random tag and a counter.
@@ -107,6 +109,7 @@ impl BenchConfig {
             legacy: false,
             json: false,
             server_pid: None,
+            cpu_pids: Vec::new(),
             drop: false,
             prefix: "bench".to_owned(),
             setup_timeout: Duration::from_secs(300),

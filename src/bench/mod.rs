@@ -10,6 +10,7 @@
 //! into a [`BenchConfig`] and calls [`run`].
 
 pub mod config;
+pub mod cpu;
 pub mod driver;
 pub mod scenario;
 pub mod stats;

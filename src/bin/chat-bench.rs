@@ -49,7 +49,10 @@ options:
   --warmup SECS          load before the measured window, not counted (default 1)
   --legacy               the seeds' protocol only: NUL-terminated frames, one in flight,
                          no extension acks (logins reconnect; no group scenario)
-  --server-pid PID       read the server's VmRSS from /proc/PID/status
+  --server-pid PID       the server: its VmRSS (/proc/PID/status) and its CPU time in the
+                         measured window (/proc/PID/task/*/schedstat), per unit in the report
+  --cpu-pid PID          another process whose CPU time is reported (repeatable: the other
+                         server of a cluster, Redis)
   --drop                 idle: drop every connection at the end and time the clean-up
   --prefix NAME          user name prefix (default bench)
   --setup-timeout SECS   limit of each set-up step (default 300)
@@ -143,6 +146,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<BenchConfig>, 
             "duration" => cfg.duration = seconds(&name, v)?,
             "warmup" => cfg.warmup = seconds(&name, v)?,
             "server-pid" => cfg.server_pid = Some(number(&name, v)?),
+            "cpu-pid" => cfg.cpu_pids.push(number(&name, v)?),
             "prefix" => cfg.prefix = v.to_owned(),
             "setup-timeout" => cfg.setup_timeout = seconds(&name, v)?,
             "legacy" => cfg.legacy = true,

@@ -152,18 +152,20 @@ impl Delivery {
     ) {
         let here = lp.index();
         let mut elsewhere = Vec::new();
+        // Out of the loop's state for the fan-out, so a big group costs one state lookup.
+        let mut outbox = std::mem::take(&mut lp.state::<LoopDeliveries>().outbox);
         for &user in recipients {
             match self.sessions.lookup(user) {
                 Some(conn) if conn.loop_index() == here => {
                     self.deliver_on_loop(lp, conn, user, Parcel::local(frame.clone()))
                 }
                 Some(conn) => {
-                    let copy = (conn, user, Parcel::local(frame.clone()));
-                    push_for_loop(&mut lp.state::<LoopDeliveries>().outbox, copy);
+                    push_for_loop(&mut outbox, (conn, user, Parcel::local(frame.clone())))
                 }
                 None => elsewhere.push(user),
             }
         }
+        lp.state::<LoopDeliveries>().outbox = outbox;
         if !elsewhere.is_empty() {
             self.bus.deliver(elsewhere, frame, origin);
         }

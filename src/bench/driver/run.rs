@@ -4,6 +4,7 @@ use super::conn::Conn;
 use super::handler::BenchHandler;
 use super::shared::{Phase, SenderSlot, Shared};
 use crate::bench::config::BenchConfig;
+use crate::bench::cpu::CpuSnapshot;
 use crate::bench::stats::{Stats, Totals};
 use crate::bench::wire::Wire;
 use crate::net::{connect_nonblocking, ConnId, ConnectionHandler, EventLoop, EventLoopThreadPool};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the measured window saw.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Window {
     pub elapsed: Duration,
     pub measured: u64,
@@ -27,6 +28,8 @@ pub struct Window {
     pub closed: u64,
     /// Completions that never came (expected − done after the drain).
     pub lost: u64,
+    /// CPU time spent in the measured window by: this process, the server, each `--cpu-pid`.
+    pub cpu: Vec<(String, Option<Duration>)>,
 }
 
 /// The main thread's side of a run.
@@ -196,6 +199,8 @@ impl Bench {
             ));
         }
         sh.set_phase(Phase::Measure);
+        let cpu_pids = self.cpu_pids();
+        let cpu_start = CpuSnapshot::take(&cpu_pids);
         let t0 = Instant::now();
         let end = t0 + cfg.duration;
         while Instant::now() < end {
@@ -210,6 +215,7 @@ impl Bench {
                 t.errors
             ));
         }
+        let cpu = CpuSnapshot::take(&cpu_pids).since(&cpu_start);
         sh.set_phase(Phase::Drain);
         let elapsed = t0.elapsed();
         let measured = sh.stats.totals().measured;
@@ -227,7 +233,18 @@ impl Bench {
             errors: t.errors,
             closed: t.closed,
             lost: expected(&t).saturating_sub(t.done),
+            cpu,
         })
+    }
+
+    /// The processes whose CPU time the measured window records: this one, the server, and
+    /// any `--cpu-pid`, in that order.
+    fn cpu_pids(&self) -> Vec<String> {
+        let cfg = &self.sh.cfg;
+        let mut pids = vec!["self".to_owned()];
+        pids.extend(cfg.server_pid.map(|p| p.to_string()));
+        pids.extend(cfg.cpu_pids.iter().map(u32::to_string));
+        pids
     }
 
     /// The first failure, as an error.

@@ -17,7 +17,7 @@ use super::config::{BenchConfig, ScenarioKind};
 use super::driver::{send_with, Bench, Conn, SendMode, Shared, Step, Window};
 use super::stats::{latency_json, Report};
 use crate::net::{ConnId, EventLoop};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A workload of chat-bench.
 pub trait Scenario {
@@ -94,7 +94,30 @@ pub fn timed_report(b: &Bench, w: &Window, unit: &str, setup_s: f64) -> Report {
     r.set("lost", w.lost);
     r.set("closed", w.closed);
     r.set("latency", latency_json(&b.sh.stats.latency()));
+    // CPU per unit in µs: this process (the load generator), the server, then each --cpu-pid.
+    let per_unit = |spent: Duration| spent.as_secs_f64() * 1e6 / (w.measured.max(1) as f64);
+    let mut others = serde_json::Map::new();
+    for (i, (pid, spent)) in w.cpu.iter().enumerate() {
+        let Some(spent) = *spent else { continue };
+        match i {
+            0 => r.set("client_cpu_us_per_unit", round3(per_unit(spent))),
+            1 if cfg.server_pid.is_some() => {
+                r.set("server_cpu_s", round3(spent.as_secs_f64()));
+                r.set("server_cpu_us_per_unit", round3(per_unit(spent)));
+            }
+            _ => {
+                others.insert(pid.clone(), round3(per_unit(spent)).into());
+            }
+        }
+    }
+    if !others.is_empty() {
+        r.set("other_cpu_us_per_unit", serde_json::Value::Object(others));
+    }
     r
+}
+
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 pub fn round2(x: f64) -> f64 {
