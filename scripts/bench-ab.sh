@@ -8,7 +8,7 @@
 # Prints each row of bench-chat.sh prefixed by A or B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${A:?A=the other build\'s bin directory (server, echo)}"
+: "${A:?set A to the bin directory of the other build (server, echo)}"
 B=${B:-./bin}
 SECS=${SECS:-10}
 ROWS=${ROWS:-"echo-pipelined echo-closed chat-pipelined chat-closed group-50 chat-legacy reg-cheap login-cheap cross-pipelined cross-group-50"}
