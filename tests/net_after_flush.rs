@@ -6,12 +6,12 @@
 mod net_util;
 
 use chatserver::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
-use net_util::TestServer;
-use std::io::{ErrorKind, Read, Write};
+use net_util::{what_is_there, TestServer};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// On each message: queues two replies, then, after the flush, reads what the client's socket
 /// already holds (through a clone of it) and queues a third reply.
@@ -33,28 +33,10 @@ impl ConnectionHandler for Handler {
             .expect("the client's socket");
         let seen = self.seen.lock().unwrap().clone();
         lp.after_flush(move |lp| {
-            let _ = seen.send(read_what_is_there(&client, 8));
+            let _ = seen.send(what_is_there(&client, 8));
             lp.send_later(conn, b"late;");
         });
     }
-}
-
-/// Reads up to `want` bytes without blocking; waiting here holds the loop, so the server
-/// cannot write anything more meanwhile: whatever arrives was written before the call.
-fn read_what_is_there(mut stream: &TcpStream, want: usize) -> Vec<u8> {
-    stream.set_nonblocking(true).unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_millis(200);
-    let mut buf = [0u8; 64];
-    while got.len() < want && Instant::now() < deadline {
-        match stream.read(&mut buf[..want - got.len()]) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
-            Err(e) => panic!("reading the client's socket: {e}"),
-        }
-    }
-    got
 }
 
 #[test]

@@ -6,11 +6,11 @@
 mod net_util;
 
 use chatserver::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
-use net_util::TestServer;
-use std::io::{ErrorKind, Read, Write};
+use net_util::{what_is_there, TestServer};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Default)]
 struct Counter(u32);
@@ -30,23 +30,6 @@ fn state_is_one_value_per_type_per_loop() {
     assert_eq!(a.state::<Other>().0, 7);
     assert_eq!(b.state::<Counter>().0, 1);
     assert_eq!(b.state::<Other>().0, 0);
-}
-
-/// Reads what the client's socket holds right now, without waiting for more.
-fn what_is_there(mut stream: &TcpStream) -> Vec<u8> {
-    stream.set_nonblocking(true).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    let deadline = Instant::now() + Duration::from_millis(100);
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
-            Err(e) => panic!("reading the client's socket: {e}"),
-        }
-    }
-    got
 }
 
 /// Queues a reply with `send_later` on each message and notes the connection in the loop's
@@ -84,12 +67,12 @@ impl ConnectionHandler for Handler {
         };
         lp.add_end_of_turn_hook(move |lp| {
             if !lp.state::<Turn>().replied.is_empty() {
-                let _ = tx1.send(("end of turn", what_is_there(&before)));
+                let _ = tx1.send(("end of turn", what_is_there(&before, 6)));
             }
         });
         lp.add_after_flush_hook(move |lp| {
             if !std::mem::take(&mut lp.state::<Turn>().replied).is_empty() {
-                let _ = tx2.send(("after flush", what_is_there(&after)));
+                let _ = tx2.send(("after flush", what_is_there(&after, 6)));
             }
         });
     }

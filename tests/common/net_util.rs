@@ -146,6 +146,24 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Reads up to `want` bytes, or what arrives within 200 ms, without blocking: called from a
+/// server loop's callback, this tells what the loop had written before the call.
+pub fn what_is_there(mut stream: &TcpStream, want: usize) -> Vec<u8> {
+    stream.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut buf = [0u8; 64];
+    while got.len() < want && Instant::now() < deadline {
+        match stream.read(&mut buf[..(want - got.len()).min(64)]) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) => panic!("reading the client's socket: {e}"),
+        }
+    }
+    got
+}
+
 /// Reads from a blocking stream until EOF (or `limit` passes, which fails the test).
 pub fn read_to_eof(stream: &mut TcpStream, expected_len: usize, limit: Duration) -> Vec<u8> {
     let end = Instant::now() + limit;
