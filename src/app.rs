@@ -27,7 +27,9 @@ pub fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("argon2 settings: {e}"))?;
     let chat_config = ChatConfig {
         max_frame: config.max_frame,
-        auth_timeout: config.auth_timeout,
+        login_idle: config.login_idle,
+        login_deadline: config.login_deadline,
+        seeds_frame_gap: config.seeds_frame_gap,
         store_workers: config.store_workers,
     };
     let bus: Arc<dyn Bus> = match &config.redis {

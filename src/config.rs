@@ -1,6 +1,8 @@
 //! Server settings: defaults, then `--config FILE` (TOML), then command-line flags.
+//!
+//! Every setting is one flag and one key of conf/server.toml (`--login-idle-secs` is
+//! `login_idle_secs`): both go through [`Config::apply`], so a setting is parsed in one place.
 
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +17,13 @@ pub struct Config {
     pub db: String,
     pub store_workers: usize,
     pub max_frame: usize,
-    pub auth_timeout: Duration,
+    /// A connection that is not logged in is closed after this long without a complete frame.
+    pub login_idle: Duration,
+    /// A connection is closed this long after connecting (or logging out) if it has not logged
+    /// in, whatever it sends. None: no such bound.
+    pub login_deadline: Option<Duration>,
+    /// Least time between two frames to a client of the seeds' dialect.
+    pub seeds_frame_gap: Duration,
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
     pub argon2_p_cost: u32,
@@ -36,7 +44,9 @@ impl Default for Config {
             db: "sqlite:data/chat.db".to_owned(),
             store_workers: cores.max(2),
             max_frame: crate::protocol::DEFAULT_MAX_FRAME,
-            auth_timeout: Duration::from_secs(30),
+            login_idle: crate::chat::DEFAULT_LOGIN_IDLE,
+            login_deadline: None,
+            seeds_frame_gap: crate::chat::DEFAULT_SEEDS_FRAME_GAP,
             argon2_m_cost_kib: 19 * 1024,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
@@ -45,24 +55,6 @@ impl Default for Config {
             server_id: None,
         }
     }
-}
-
-/// The TOML file's shape: every key optional, unknown keys rejected (a typo is an error).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    threads: Option<usize>,
-    db: Option<String>,
-    store_workers: Option<usize>,
-    max_frame: Option<usize>,
-    auth_timeout_secs: Option<u64>,
-    argon2_m_cost_kib: Option<u32>,
-    argon2_t_cost: Option<u32>,
-    argon2_p_cost: Option<u32>,
-    log: Option<String>,
-    redis: Option<String>,
-    server_id: Option<String>,
 }
 
 pub const USAGE: &str = "\
@@ -76,7 +68,11 @@ usage: server [IP PORT] [options]
                            flags given on the command line win
   --store-workers N        threads for database calls and password hashing (default: CPU count, at least 2)
   --max-frame BYTES        largest request a client may send (default 65536)
-  --auth-timeout-secs S    close connections that have not logged in after S seconds (default 30)
+  --login-idle-secs S      close a connection that is not logged in after S seconds without a
+                           complete frame (default 600)
+  --login-deadline-secs S  also close it S seconds after connecting or logging out if it has not
+                           logged in by then, whatever it sends (default 0: no such bound)
+  --seeds-frame-gap-ms MS  least time between two frames to a client of the seeds' dialect (default 20)
   --argon2-m-cost-kib K    password hashing memory cost (default 19456)
   --argon2-t-cost T        password hashing iterations (default 2)
   --argon2-p-cost P        password hashing lanes (default 1)
@@ -86,10 +82,14 @@ usage: server [IP PORT] [options]
   -h, --help               this text
 ";
 
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+fn parse<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
         .parse()
-        .map_err(|_| format!("{flag}: invalid value '{value}'"))
+        .map_err(|_| format!("invalid value '{value}'"))
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    parse(value).map(Duration::from_secs)
 }
 
 impl Config {
@@ -132,78 +132,83 @@ impl Config {
         }
         match positional.as_slice() {
             [] => {}
-            [ip, port] => config.listen = parse("IP PORT", &format!("{ip}:{port}"))?,
+            [ip, port] => {
+                config.listen =
+                    parse(&format!("{ip}:{port}")).map_err(|e| format!("IP PORT: {e}"))?
+            }
             _ => return Err("expected either no positional arguments or IP PORT".to_owned()),
         }
         for (name, value) in flags {
-            config.apply_flag(&name, &value)?;
+            config.apply(&name, &value).map_err(|e| match e {
+                Unknown => format!("unknown option --{name} (see --help)"),
+                Invalid(why) => format!("--{name}: {why}"),
+            })?;
         }
         Ok(Some(config))
     }
 
-    fn apply_flag(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let flag = format!("--{name}");
+    /// Sets one setting, named as its flag without the dashes (`login-idle-secs`).
+    fn apply(&mut self, name: &str, value: &str) -> Result<(), SettingError> {
+        let invalid = SettingError::Invalid;
         match name {
-            "listen" => self.listen = parse(&flag, value)?,
-            "threads" => self.threads = parse(&flag, value)?,
+            "listen" => self.listen = parse(value).map_err(invalid)?,
+            "threads" => self.threads = parse(value).map_err(invalid)?,
             "db" => self.db = value.to_owned(),
-            "store-workers" => self.store_workers = parse(&flag, value)?,
-            "max-frame" => self.max_frame = parse(&flag, value)?,
-            "auth-timeout-secs" => self.auth_timeout = Duration::from_secs(parse(&flag, value)?),
-            "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(&flag, value)?,
-            "argon2-t-cost" => self.argon2_t_cost = parse(&flag, value)?,
-            "argon2-p-cost" => self.argon2_p_cost = parse(&flag, value)?,
+            "store-workers" => self.store_workers = parse(value).map_err(invalid)?,
+            "max-frame" => self.max_frame = parse(value).map_err(invalid)?,
+            "login-idle-secs" => self.login_idle = seconds(value).map_err(invalid)?,
+            "login-deadline-secs" => {
+                let bound = seconds(value).map_err(invalid)?;
+                self.login_deadline = (!bound.is_zero()).then_some(bound);
+            }
+            "seeds-frame-gap-ms" => {
+                self.seeds_frame_gap = Duration::from_millis(parse(value).map_err(invalid)?)
+            }
+            "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(value).map_err(invalid)?,
+            "argon2-t-cost" => self.argon2_t_cost = parse(value).map_err(invalid)?,
+            "argon2-p-cost" => self.argon2_p_cost = parse(value).map_err(invalid)?,
             "log" => self.log = value.to_owned(),
             "redis" => self.redis = Some(value.to_owned()),
             "server-id" => self.server_id = Some(value.to_owned()),
-            _ => return Err(format!("unknown option {flag} (see --help)")),
+            _ => return Err(SettingError::Unknown),
+        }
+        if self.login_idle.is_zero() {
+            return Err(SettingError::Invalid("must be at least 1".to_owned()));
         }
         Ok(())
     }
 
+    /// Every key of a TOML file, as if given as a flag (`login_idle_secs = 600`); unknown keys
+    /// are an error, so a typo is reported rather than ignored.
     fn apply_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: FileConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some(v) = file.listen {
-            self.listen = parse("listen", &v)?;
-        }
-        if let Some(v) = file.threads {
-            self.threads = v;
-        }
-        if let Some(v) = file.db {
-            self.db = v;
-        }
-        if let Some(v) = file.store_workers {
-            self.store_workers = v;
-        }
-        if let Some(v) = file.max_frame {
-            self.max_frame = v;
-        }
-        if let Some(v) = file.auth_timeout_secs {
-            self.auth_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = file.argon2_m_cost_kib {
-            self.argon2_m_cost_kib = v;
-        }
-        if let Some(v) = file.argon2_t_cost {
-            self.argon2_t_cost = v;
-        }
-        if let Some(v) = file.argon2_p_cost {
-            self.argon2_p_cost = v;
-        }
-        if let Some(v) = file.log {
-            self.log = v;
-        }
-        if file.redis.is_some() {
-            self.redis = file.redis;
-        }
-        if file.server_id.is_some() {
-            self.server_id = file.server_id;
+        let place = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{place}: {e}"))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{place}: {e}"))?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(format!("{place}: {key}: not a plain value: {other}")),
+            };
+            self.apply(&key.replace('_', "-"), &value)
+                .map_err(|e| match e {
+                    Unknown => format!("{place}: unknown key {key}"),
+                    Invalid(why) => format!("{place}: {key}: {why}"),
+                })?;
         }
         Ok(())
     }
 }
+
+/// Why a setting was refused.
+enum SettingError {
+    Unknown,
+    Invalid(String),
+}
+
+use SettingError::{Invalid, Unknown};
 
 fn value_of(parser: &mut lexopt::Parser) -> Result<String, String> {
     parser
@@ -236,7 +241,7 @@ mod tests {
         let path = dir.join("s.toml");
         std::fs::write(
             &path,
-            "threads = 3\ndb = \"sqlite:x.db\"\nauth_timeout_secs = 5\n",
+            "threads = 3\ndb = \"sqlite:x.db\"\nlogin_idle_secs = 5\n",
         )
         .unwrap();
         let c = Config::from_args(args(&[
@@ -249,10 +254,36 @@ mod tests {
         .unwrap();
         assert_eq!(c.threads, 1);
         assert_eq!(c.db, "sqlite:x.db");
-        assert_eq!(c.auth_timeout, Duration::from_secs(5));
+        assert_eq!(c.login_idle, Duration::from_secs(5));
         std::fs::write(&path, "thread = 3\n").unwrap();
         assert!(Config::from_args(args(&["--config", path.to_str().unwrap()])).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn login_clocks_and_the_seeds_gap() {
+        let c = Config::from_args(args(&[])).unwrap().unwrap();
+        assert_eq!(c.login_idle, Duration::from_secs(600));
+        assert_eq!(c.login_deadline, None);
+        let c = Config::from_args(args(&[
+            "--login-idle-secs",
+            "40",
+            "--login-deadline-secs",
+            "90",
+            "--seeds-frame-gap-ms",
+            "0",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.login_idle, Duration::from_secs(40));
+        assert_eq!(c.login_deadline, Some(Duration::from_secs(90)));
+        assert_eq!(c.seeds_frame_gap, Duration::ZERO);
+        let c = Config::from_args(args(&["--login-deadline-secs", "0"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.login_deadline, None);
+        let err = Config::from_args(args(&["--login-idle-secs", "0"])).unwrap_err();
+        assert!(err.contains("--login-idle-secs"), "{err}");
     }
 
     #[test]

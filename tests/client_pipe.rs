@@ -10,10 +10,10 @@ use chatserver::protocol::Framer;
 use serde_json::{json, Value};
 use std::ops::ControlFlow;
 
-/// What the fake server got: every frame, and whether each one was followed by a NUL byte.
+/// What the fake server got: every frame, and whether each one was followed by a newline.
 struct Received {
     frames: Vec<Value>,
-    nul_terminated: bool,
+    newline_terminated: bool,
 }
 
 fn login_ack() -> String {
@@ -54,7 +54,7 @@ fn fake_server(close_after_login: bool) -> (u16, JoinHandle<Received>) {
 fn serve(conn: &mut TcpStream, close_after_login: bool) -> Received {
     let mut got = Received {
         frames: Vec::new(),
-        nul_terminated: true,
+        newline_terminated: true,
     };
     let mut framer = Framer::default();
     let mut buf = Vec::new();
@@ -67,8 +67,8 @@ fn serve(conn: &mut TcpStream, close_after_login: bool) -> Received {
         buf.extend_from_slice(&chunk[..n]);
         let mut requests = Vec::new();
         let _ = framer.drain(&mut buf, |frame| {
-            if frame.next.is_some_and(|b| b != 0) {
-                got.nul_terminated = false;
+            if frame.next.is_some_and(|b| b != b'\n') {
+                got.newline_terminated = false;
             }
             requests.push(serde_json::from_slice::<Value>(frame.bytes).expect("client sent JSON"));
             ControlFlow::Continue(())
@@ -127,7 +127,7 @@ fn register_login_chat_logout_quit() {
         text(&out.stderr)
     );
     let got = server.join().expect("server thread");
-    assert!(got.nul_terminated, "every frame ends with NUL");
+    assert!(got.newline_terminated, "every frame ends with a newline");
     let frames = got.frames;
     assert_eq!(frames.len(), 4, "{frames:?}");
     assert_eq!(frames[0], json!({"msgid":4,"name":"alice","password":"pw"}));

@@ -14,6 +14,7 @@
 
 use super::conn_state::ChatConn;
 use super::loops::Loops;
+use super::outbound;
 use super::sessions::Sessions;
 use super::workers::{OfflineJob, StoreWorkers};
 use crate::cluster::{Bus, Origin, Receipt};
@@ -65,6 +66,12 @@ struct LoopDeliveries {
     outbox: Vec<Vec<SessionCopy>>,
     /// Receipts of copies queued with `send_later` this turn, settled once it is written.
     written: Vec<Arc<Receipt>>,
+}
+
+/// A cross-server copy was handed to the socket (or its output buffer) in this turn: it is
+/// settled with its sender once the turn's output is written.
+pub(crate) fn written_this_turn(lp: &mut EventLoop, receipt: Arc<Receipt>) {
+    lp.state::<LoopDeliveries>().written.push(receipt);
 }
 
 /// Copies grouped by the loop that holds each session.
@@ -222,13 +229,11 @@ impl Delivery {
             }
             _ => false,
         };
-        // Every frame joins the turn's batch for its connection (refused once the connection
-        // is closing: then the frame is stored).
-        if logged_in && lp.send_later(conn, &parcel.frame) {
-            if let Some(receipt) = parcel.receipt {
-                lp.state::<LoopDeliveries>().written.push(receipt);
-            }
-        } else {
+        if !logged_in {
+            return self.store_offline(user, parcel, None);
+        }
+        // Refused once the connection is closing: then the copy is stored.
+        if let Err(parcel) = outbound::chat(lp, conn, user, parcel) {
             self.store_offline(user, parcel, None);
         }
     }

@@ -7,9 +7,10 @@
 
 use super::cmd;
 use super::conn_state::ChatConn;
+use super::outbound;
 use super::service::ChatService;
 use crate::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
-use crate::protocol::{parse_request, reply, ErrorCode, Request};
+use crate::protocol::{parse_request, reply, ErrorCode, Frame, Request};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ impl ChatHandler {
 
 impl ConnectionHandler for ChatHandler {
     fn on_connection(&self, lp: &mut EventLoop, conn: ConnId) {
-        lp.set_context(conn, Box::new(ChatConn::new(self.svc.config.max_frame)));
+        lp.set_context(conn, Box::new(ChatConn::new(&self.svc.config)));
         cmd::idle::arm(&self.svc, lp, conn);
     }
 
@@ -39,7 +40,7 @@ impl ConnectionHandler for ChatHandler {
             None => return input.retrieve_all(),
         };
         let drained = framer.drain(input, |frame| {
-            self.handle_frame(lp, conn, frame.bytes);
+            self.handle_frame(lp, conn, frame);
             match lp.context::<ChatConn>(conn) {
                 Some(c) if !c.busy && !c.closing => ControlFlow::Continue(()),
                 _ => ControlFlow::Break(()),
@@ -54,37 +55,57 @@ impl ConnectionHandler for ChatHandler {
             // reading further.
             c.closing = true;
             input.retrieve_all();
+            // The last frame it gets, so written at once, even for the seeds' dialect.
             lp.send(conn, &reply::frame_error(e));
             lp.close_after_flush(conn);
         }
     }
 
+    fn on_write_complete(&self, lp: &mut EventLoop, conn: ConnId) {
+        outbound::pump(lp, conn);
+    }
+
     fn on_close(&self, lp: &mut EventLoop, conn: ConnId) {
-        if let Some(c) = lp.context_mut::<ChatConn>(conn) {
-            if let Some(user) = c.user.take() {
-                self.svc.release_session(user, conn);
-            }
-            if let Some(user) = c.pending_login {
-                // The login's completion finds the connection gone and releases the claim.
-                let held = std::mem::take(&mut c.held);
-                self.svc.delivery.store_held(user, held);
-            }
+        let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+            return;
+        };
+        let unsent = c.pacer.take_unsent();
+        if let Some(user) = c.user.take() {
+            self.svc.release_session(user, conn);
+        }
+        for (user, parcel) in unsent {
+            self.svc.delivery.store_offline(user, parcel, None);
+        }
+        if let Some(user) = c.pending_login {
+            // The login's completion finds the connection gone and releases the claim.
+            let held = std::mem::take(&mut c.held);
+            self.svc.delivery.store_held(user, held);
         }
     }
 }
 
 impl ChatHandler {
-    fn handle_frame(&self, lp: &mut EventLoop, conn: ConnId, frame: &[u8]) {
-        let request = match parse_request(frame) {
+    fn handle_frame(&self, lp: &mut EventLoop, conn: ConnId, frame: Frame<'_>) {
+        let parsed = parse_request(frame.bytes);
+        let svc = &self.svc;
+        let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+            return;
+        };
+        let msgid = match &parsed {
+            Ok(request) => Some(request.msgid()),
+            Err(e) => e.msgid,
+        };
+        c.dialect = c.dialect.learn(msgid, frame.next);
+        let user = c.user;
+        if user.is_none() {
+            cmd::idle::touch(svc, c);
+        }
+        let request = match parsed {
             Ok(request) => request,
-            Err(e) => {
-                lp.send(conn, &reply::parse_error(&e));
-                return;
-            }
+            Err(e) => return outbound::reply(lp, conn, &reply::parse_error(&e)),
         };
         let msgid = request.msgid();
-        let user = lp.context::<ChatConn>(conn).and_then(|c| c.user);
-        let svc = &self.svc;
+        let frame = frame.bytes;
         // Before login only these; after it, every request speaks for the session's user.
         match (&request, user) {
             (Request::Register { .. } | Request::Ping { .. }, _)
@@ -108,9 +129,7 @@ impl ChatHandler {
                 cmd::account::login(svc, lp, conn, id, password.into_owned())
             }
             Request::Logout { .. } => cmd::account::logout(svc, lp, conn, user),
-            Request::Ping { seq } => {
-                lp.send(conn, &reply::pong(seq.as_ref()));
-            }
+            Request::Ping { seq } => outbound::reply(lp, conn, &reply::pong(seq.as_ref())),
             Request::OneChat { toid, .. } => cmd::chat::one_chat(svc, lp, conn, toid, frame),
             Request::GroupChat { groupid, .. } => {
                 cmd::chat::group_chat(svc, lp, conn, user, groupid, frame)
@@ -138,7 +157,7 @@ impl ChatHandler {
     }
 }
 
-/// Sends an error reply for request `msgid`.
+/// Refuses request `msgid` with `code`.
 pub(crate) fn error(lp: &mut EventLoop, conn: ConnId, code: ErrorCode, msgid: i64) {
-    lp.send(conn, &reply::error(code, None, Some(msgid)));
+    outbound::reply(lp, conn, &reply::refusal(code, None, Some(msgid)));
 }

@@ -12,11 +12,12 @@ mod delivery;
 mod group_cache;
 mod handler;
 mod loops;
+mod outbound;
 mod outcome;
 mod service;
 mod sessions;
 mod workers;
 
 pub use handler::ChatHandler;
-pub use service::{ChatConfig, ChatService};
+pub use service::{ChatConfig, ChatService, DEFAULT_LOGIN_IDLE, DEFAULT_SEEDS_FRAME_GAP};
 pub use sessions::Sessions;

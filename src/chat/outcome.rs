@@ -53,10 +53,10 @@ impl Refusal {
     /// The frame that answers request `msgid` with this refusal.
     pub(crate) fn reply(&self, msgid: i64) -> Vec<u8> {
         match self {
-            Refusal::Code(code, detail) => reply::error(*code, *detail, Some(msgid)),
+            Refusal::Code(code, detail) => reply::refusal(*code, *detail, Some(msgid)),
             Refusal::Store(e) => {
                 log::error!("request {msgid} failed in the store: {e}");
-                reply::error(ErrorCode::Internal, None, Some(msgid))
+                reply::refusal(ErrorCode::Internal, None, Some(msgid))
             }
         }
     }

@@ -200,11 +200,13 @@ pub fn register_request(name: &str, password: &str) -> Vec<u8> {
     out
 }
 
-/// A frame as the seeds' client sends it: the JSON text followed by a NUL byte.
+/// A frame as a modern client sends it: the JSON text and a newline. (The seeds' client ends
+/// its frames with a NUL, which tells the server to write to it one frame per read; this
+/// client frames what it reads itself, so it takes the server's coalesced writes.)
 pub fn encode(json: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(json.len() + 1);
     bytes.extend_from_slice(json);
-    bytes.push(0);
+    bytes.push(b'\n');
     bytes
 }
 
@@ -384,7 +386,7 @@ mod tests {
             Some(json!({"msgid":4,"name":"li si","password":"pw"}))
         );
         let bytes = encode(b"{\"msgid\":24}");
-        assert_eq!(bytes, b"{\"msgid\":24}\0");
+        assert_eq!(bytes, b"{\"msgid\":24}\n");
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Link {
         Ok(Link { stream, shared })
     }
 
-    /// Sends one frame (NUL-terminated, as the seeds' client does).
+    /// Sends one frame (newline-terminated: see `encode`).
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         (&self.stream).write_all(&encode(frame))
     }

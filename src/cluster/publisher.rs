@@ -39,11 +39,16 @@ pub(crate) enum Op {
 }
 
 const MAX_BATCH: usize = 1024;
+/// Most ops kept for the next link while Redis is away (see `fail_batch`).
+const MAX_KEPT: usize = 100_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(LIVENESS_TTL.as_millis() as u64 / 3);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Link {
     con: redis::Connection,
+    /// When this link was made: right after Redis came back, other servers' liveness keys
+    /// are not there yet (they are put back by each server's next heartbeat).
+    since: Instant,
     owners_sha: String,
     release_sha: String,
     flush_sha: String,
@@ -142,6 +147,7 @@ fn connect(cluster: &RedisBus) -> redis::RedisResult<Link> {
     }
     Ok(Link {
         con,
+        since: Instant::now(),
         owners_sha,
         release_sha,
         flush_sha,
@@ -387,8 +393,11 @@ fn sweep_pending(cluster: &RedisBus, link: &mut Link) -> redis::RedisResult<()> 
     let Some(events) = cluster.events() else {
         return Ok(());
     };
+    // A missing liveness key means a dead server only once every live server has had the
+    // time to put its key back after a Redis restart.
+    let settled = link.since.elapsed() >= 2 * LIVENESS_TTL;
     for (server, alive) in servers.iter().zip(alive) {
-        let dead = alive == 0;
+        let dead = alive == 0 && settled;
         let overdue = cluster.pending.take(server, dead);
         if !overdue.is_empty() {
             log::warn!(
@@ -416,19 +425,35 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
+/// The link failed with `batch` (or none could be made): its deliveries are stored offline
+/// at once; the other ops stay for the next link. A confirmation that never reaches its
+/// sender makes the sender store a message that was delivered (a duplicate), and a lost
+/// group change leaves another server's member cache stale; sending either twice is harmless.
 fn fail_batch(cluster: &RedisBus, batch: &mut Vec<Op>) {
     let events = cluster.events();
+    let mut kept = Vec::new();
     for op in batch.drain(..) {
-        if let (
+        match op {
             Op::Deliver {
                 users,
                 frame,
                 origin,
-            },
-            Some(events),
-        ) = (op, &events)
-        {
-            events.undeliverable(users, frame, origin);
+            } => {
+                if let Some(events) = &events {
+                    events.undeliverable(users, frame, origin);
+                }
+            }
+            // Presence is put back whole by RESYNC when the link returns.
+            Op::Release { .. } => {}
+            other => kept.push(other),
         }
     }
+    if kept.len() > MAX_KEPT {
+        log::warn!(
+            "redis: {} confirmations and group changes waited for a link; the oldest are dropped",
+            kept.len()
+        );
+        kept.drain(..kept.len() - MAX_KEPT);
+    }
+    *batch = kept;
 }

@@ -12,6 +12,7 @@
 pub mod build;
 mod error_code;
 pub mod framer;
+mod login_ack;
 pub mod msgid;
 pub mod reply;
 pub mod request;

@@ -7,11 +7,13 @@ use serde_json::Value;
 
 use super::msgid;
 use super::view::{state, FriendView, GroupView, MemberView};
+
+pub use super::login_ack::{login_ok, login_ok_fitted, SEEDS_MAX_FRAME};
 use super::{ErrorCode, FrameError, ParseError};
 
 /// Sent instead when a reply cannot be serialized. Writing plain structs into a `Vec` does not
 /// fail in practice, but a builder must never panic, so the impossible case still has an answer.
-const INTERNAL_ERROR_FRAME: &[u8] =
+pub(super) const INTERNAL_ERROR_FRAME: &[u8] =
     b"{\"msgid\":11,\"errno\":19,\"errmsg\":\"server error, try again\"}\n";
 
 /// The seeds' text for LOGIN_MSG_ACK errno 1.
@@ -20,21 +22,6 @@ pub const LOGIN_INVALID_MSG: &str = "id or password is invalid!";
 pub const LOGIN_IN_USE_MSG: &str = "this account is using, input another!";
 /// The seeds' text for REG_MSG_ACK errno 1.
 pub const NAME_TAKEN_MSG: &str = "name is already taken!";
-
-#[derive(Serialize)]
-struct LoginOk<'a> {
-    msgid: i64,
-    errno: i64,
-    id: i64,
-    name: &'a str,
-    // The seeds' server only set these keys when it had something to put in them.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    offlinemsg: Vec<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    friends: Vec<String>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    groups: Vec<String>,
-}
 
 #[derive(Serialize)]
 struct Refused<'a> {
@@ -99,14 +86,14 @@ struct Pong<'a> {
 }
 
 #[derive(Serialize)]
-struct FriendWire<'a> {
+pub(super) struct FriendWire<'a> {
     id: i64,
     name: &'a str,
     state: &'static str,
 }
 
 #[derive(Serialize)]
-struct MemberWire<'a> {
+pub(super) struct MemberWire<'a> {
     id: i64,
     name: &'a str,
     state: &'static str,
@@ -115,14 +102,14 @@ struct MemberWire<'a> {
 
 /// A group on the wire; `U` is a member object (group list) or a member's JSON text (login).
 #[derive(Serialize)]
-struct GroupWire<'a, U> {
+pub(super) struct GroupWire<'a, U> {
     id: i64,
     groupname: &'a str,
     groupdesc: &'a str,
     users: Vec<U>,
 }
 
-fn friend_wire<'a>(f: &FriendView<'a>) -> FriendWire<'a> {
+pub(super) fn friend_wire<'a>(f: &FriendView<'a>) -> FriendWire<'a> {
     FriendWire {
         id: f.id,
         name: f.name,
@@ -130,7 +117,7 @@ fn friend_wire<'a>(f: &FriendView<'a>) -> FriendWire<'a> {
     }
 }
 
-fn member_wire<'a>(m: &MemberView<'a>) -> MemberWire<'a> {
+pub(super) fn member_wire<'a>(m: &MemberView<'a>) -> MemberWire<'a> {
     MemberWire {
         id: m.id,
         name: m.name,
@@ -139,7 +126,7 @@ fn member_wire<'a>(m: &MemberView<'a>) -> MemberWire<'a> {
     }
 }
 
-fn group_wire<'a, U>(g: &GroupView<'a>, users: Vec<U>) -> GroupWire<'a, U> {
+pub(super) fn group_wire<'a, U>(g: &GroupView<'a>, users: Vec<U>) -> GroupWire<'a, U> {
     GroupWire {
         id: g.id,
         groupname: g.name,
@@ -148,7 +135,7 @@ fn group_wire<'a, U>(g: &GroupView<'a>, users: Vec<U>) -> GroupWire<'a, U> {
     }
 }
 
-fn to_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+pub(super) fn to_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(96);
     serde_json::to_writer(&mut out, value)?;
     out.push(b'\n');
@@ -161,45 +148,6 @@ fn or_internal(frame: Result<Vec<u8>, serde_json::Error>) -> Vec<u8> {
 
 fn frame<T: Serialize>(value: &T) -> Vec<u8> {
     or_internal(to_frame(value))
-}
-
-/// LOGIN_MSG_ACK errno 0, in the seeds' shape: `offlinemsg` holds each stored message's JSON
-/// text as is, and `friends` and `groups` hold JSON *texts* rather than objects (the seeds'
-/// client parses each string again). Each of the three arrays is omitted when empty.
-pub fn login_ok<S: AsRef<str>>(
-    id: i64,
-    name: &str,
-    offlinemsg: &[S],
-    friends: &[FriendView<'_>],
-    groups: &[GroupView<'_>],
-) -> Vec<u8> {
-    let build = || -> Result<Vec<u8>, serde_json::Error> {
-        let friends = friends
-            .iter()
-            .map(|f| serde_json::to_string(&friend_wire(f)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let groups = groups
-            .iter()
-            .map(|g| {
-                let users = g
-                    .users
-                    .iter()
-                    .map(|m| serde_json::to_string(&member_wire(m)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                serde_json::to_string(&group_wire(g, users))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        to_frame(&LoginOk {
-            msgid: msgid::LOGIN_MSG_ACK,
-            errno: 0,
-            id,
-            name,
-            offlinemsg: offlinemsg.iter().map(AsRef::as_ref).collect(),
-            friends,
-            groups,
-        })
-    };
-    or_internal(build())
 }
 
 /// LOGIN_MSG_ACK errno 1: unknown id or wrong password (deliberately not saying which).
@@ -253,9 +201,30 @@ pub fn error(code: ErrorCode, detail: Option<&str>, reqmsgid: Option<i64>) -> Ve
     })
 }
 
-/// ERROR_MSG for a frame that [`parse_request`](super::parse_request) refused.
+/// The answer to a refused request. LOGIN_MSG and REG_MSG get the ack the seeds' client waits
+/// for (LOGIN_MSG_ACK, REG_MSG_ACK), whose `errno` is then the error code and `errmsg` its
+/// message: a client that waits for msgid 2 or 5 is never left hanging. Every other request
+/// gets an ERROR_MSG naming it in `reqmsgid`.
+pub fn refusal(code: ErrorCode, detail: Option<&str>, reqmsgid: Option<i64>) -> Vec<u8> {
+    let ack = match reqmsgid {
+        Some(msgid::LOGIN_MSG) => msgid::LOGIN_MSG_ACK,
+        Some(msgid::REG_MSG) => msgid::REG_MSG_ACK,
+        _ => return error(code, detail, reqmsgid),
+    };
+    let errmsg = match detail {
+        Some(detail) if !detail.is_empty() => format!("{}: {detail}", code.message()),
+        _ => code.message().to_owned(),
+    };
+    frame(&Refused {
+        msgid: ack,
+        errno: code.code(),
+        errmsg: &errmsg,
+    })
+}
+
+/// The refusal of a frame that [`parse_request`](super::parse_request) refused.
 pub fn parse_error(err: &ParseError) -> Vec<u8> {
-    error(err.code, Some(&err.detail), err.msgid)
+    refusal(err.code, Some(&err.detail), err.msgid)
 }
 
 /// ERROR_MSG for a stream the [`Framer`](super::Framer) gave up on (sent before closing).

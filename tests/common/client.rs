@@ -40,10 +40,11 @@ impl Client {
         self.stream.write_all(bytes).expect("write");
     }
 
-    /// Sends a JSON value ended by NUL, as the seeds' client does.
+    /// Sends a JSON value ended by a newline, as a modern client does (the seeds' client ends
+    /// its frames with a NUL: see `seeds_client.rs` for one that speaks like it).
     pub fn send(&mut self, value: &Value) {
         let mut bytes = serde_json::to_vec(value).expect("json");
-        bytes.push(0);
+        bytes.push(b'\n');
         self.raw(&bytes);
     }
 
@@ -51,7 +52,7 @@ impl Client {
     pub fn send_built(&mut self, build: impl FnOnce(&mut Vec<u8>)) {
         let mut bytes = Vec::new();
         build(&mut bytes);
-        bytes.push(0);
+        bytes.push(b'\n');
         self.raw(&bytes);
     }
 
@@ -140,15 +141,12 @@ impl Client {
         assert!(got.is_empty(), "{what}: expected no frame, got {got:?}");
     }
 
-    /// Waits for an ERROR_MSG (11) and checks its errno and reqmsgid (None: no reqmsgid key).
+    /// Waits for the refusal of request `reqmsgid` (None: a frame with no usable msgid) and
+    /// checks its errno: an ERROR_MSG (11) naming the request, or for LOGIN_MSG and REG_MSG
+    /// their own ack (2, 5), the reply the seeds' client waits for.
     pub fn expect_error(&mut self, errno: i64, reqmsgid: Option<i64>) -> Value {
-        let e = self.recv_msgid(11);
-        assert_eq!(e["errno"], errno, "error reply: {e}");
-        match reqmsgid {
-            Some(m) => assert_eq!(e["reqmsgid"], m, "error reply: {e}"),
-            None => assert!(e.get("reqmsgid").is_none(), "error reply: {e}"),
-        }
-        assert!(e["errmsg"].is_string(), "error reply without errmsg: {e}");
+        let e = self.recv_msgid(refusal_msgid(reqmsgid));
+        check_refusal(&e, errno, reqmsgid);
         e
     }
 
@@ -195,7 +193,7 @@ impl Client {
         let mut bytes = Vec::new();
         for text in texts {
             build::one_chat(&mut bytes, from, "s", to, &text, TIME);
-            bytes.push(0);
+            bytes.push(b'\n');
         }
         self.raw(&bytes);
     }
@@ -250,6 +248,27 @@ impl Client {
             .unwrap_or_else(|| panic!("no pong {seq} within {WAIT:?}"));
         start.elapsed()
     }
+}
+
+/// The msgid of the refusal of request `reqmsgid`: the ack for LOGIN_MSG and REG_MSG,
+/// ERROR_MSG for the rest.
+pub fn refusal_msgid(reqmsgid: Option<i64>) -> i64 {
+    match reqmsgid {
+        Some(1) => 2,
+        Some(4) => 5,
+        _ => 11,
+    }
+}
+
+/// Checks a refusal's errno and errmsg, and that an ERROR_MSG names its request.
+pub fn check_refusal(e: &Value, errno: i64, reqmsgid: Option<i64>) {
+    assert_eq!(e["msgid"], refusal_msgid(reqmsgid), "refusal: {e}");
+    assert_eq!(e["errno"], errno, "refusal: {e}");
+    match reqmsgid {
+        Some(m) if e["msgid"] == 11 => assert_eq!(e["reqmsgid"], m, "refusal: {e}"),
+        _ => assert!(e.get("reqmsgid").is_none(), "refusal: {e}"),
+    }
+    assert!(e["errmsg"].is_string(), "refusal without errmsg: {e}");
 }
 
 /// Checks that two logged-in clients still exchange a message both ways.

@@ -44,10 +44,15 @@ impl SeedsClient {
     }
 
     /// Sends `value` as that client does: its JSON text and a NUL, in one write.
-    pub fn send(&mut self, value: &Value) {
+    pub fn send(&self, value: &Value) {
         let mut bytes = serde_json::to_vec(value).expect("json");
         bytes.push(0);
-        self.stream.write_all(&bytes).expect("write");
+        self.send_raw(&bytes);
+    }
+
+    /// Sends bytes as they are (several requests in one write, say).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        (&self.stream).write_all(bytes).expect("write");
     }
 
     /// Waits for the first frame that `pred` accepts (and removes it).
@@ -73,7 +78,7 @@ impl SeedsClient {
     }
 
     /// Registers `name` and returns its id (the reply it waits for: REG_MSG_ACK).
-    pub fn register(&mut self, name: &str, password: &str) -> i64 {
+    pub fn register(&self, name: &str, password: &str) -> i64 {
         self.send(&serde_json::json!({"msgid": 4, "name": name, "password": password}));
         let r = self.recv_msgid(5);
         assert_eq!(r["errno"], 0, "register {name}: {r}");
@@ -81,7 +86,7 @@ impl SeedsClient {
     }
 
     /// Logs in and returns the LOGIN_MSG_ACK.
-    pub fn login(&mut self, id: i64, password: &str) -> Value {
+    pub fn login(&self, id: i64, password: &str) -> Value {
         self.send(&serde_json::json!({"msgid": 1, "id": id, "password": password}));
         self.recv_msgid(2)
     }
@@ -123,6 +128,19 @@ impl SeedsClient {
     }
 }
 
+/// Logs `id` in, retrying for a few seconds while an earlier session of it is still being
+/// released (errno 2).
+pub fn login_when_free(c: &SeedsClient, id: i64, password: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ack = c.login(id, password);
+        if ack["errno"] != 2 || Instant::now() >= deadline {
+            return ack;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn read_loop(mut stream: TcpStream, shared: &(Mutex<Inbox>, Condvar)) {
     let (lock, ready) = shared;
     // A frame longer than one read, being put together (the seeds' client would have died).
@@ -147,9 +165,9 @@ fn read_loop(mut stream: TcpStream, shared: &(Mutex<Inbox>, Condvar)) {
                     long.clear();
                 }
                 Ok(_) => {
-                    inbox
-                        .violations
-                        .push(format!("{n} bytes ending a frame that started in another read"));
+                    inbox.violations.push(format!(
+                        "{n} bytes ending a frame that started in another read"
+                    ));
                     long.clear();
                 }
                 Err(e) if e.is_eof() => {}

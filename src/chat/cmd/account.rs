@@ -4,11 +4,13 @@ use crate::chat::cmd::contacts::friend_views;
 use crate::chat::cmd::idle;
 use crate::chat::conn_state::ChatConn;
 use crate::chat::delivery::{outgoing, Parcel};
+use crate::chat::outbound::{self, Dialect};
 use crate::chat::outcome::{JobResult, Outcome, Refusal};
 use crate::chat::service::ChatService;
 use crate::ids::{ConnId, UserId};
 use crate::net::EventLoop;
 use crate::protocol::msgid::{LOGIN_MSG, REG_MSG};
+use crate::protocol::reply::SEEDS_MAX_FRAME;
 use crate::protocol::{reply, ErrorCode, GroupView, MemberView};
 use crate::store::{Group, Store};
 use std::sync::Arc;
@@ -47,21 +49,26 @@ pub(crate) fn login(
     user: UserId,
     password: String,
 ) {
-    if let Some(c) = lp.context_mut::<ChatConn>(conn) {
-        c.pending_login = Some(user);
-    }
+    let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+        return;
+    };
+    c.pending_login = Some(user);
+    let fit = c.dialect == Dialect::Seeds;
     // Keyed by the user: stores for this user that were queued earlier land before the take.
     svc.run_busy(lp, conn, user, LOGIN_MSG, move |svc, store| {
-        login_job(svc, store, conn, user, &password)
+        login_job(svc, store, conn, user, &password, fit)
     });
 }
 
+/// Checks the login and claims the session; `fit`: the ack must fit in one read of the
+/// seeds' client (the offline messages that do not fit follow it as frames of their own).
 fn login_job(
     svc: &ChatService,
     store: &dyn Store,
     conn: ConnId,
     user: UserId,
     password: &str,
+    fit: bool,
 ) -> JobResult {
     let Some(record) = store.user(user)? else {
         return Ok(Outcome::Reply(reply::login_invalid()));
@@ -108,9 +115,15 @@ fn login_job(
     };
     let friend_views = friend_views(svc, &friends);
     let group_views = group_views(svc, &groups);
-    let ack = reply::login_ok(user, &record.name, &offline, &friend_views, &group_views);
+    let (ack, in_ack) = if fit {
+        let (name, limit) = (&record.name, SEEDS_MAX_FRAME);
+        reply::login_ok_fitted(user, name, &offline, &friend_views, &group_views, limit)
+    } else {
+        let ack = reply::login_ok(user, &record.name, &offline, &friend_views, &group_views);
+        (ack, offline.len())
+    };
     Ok(Outcome::then(move |svc, lp, conn| {
-        finish_login(svc, lp, conn, user, ack, offline)
+        finish_login(svc, lp, conn, user, ack, (offline, in_ack))
     }))
 }
 
@@ -142,20 +155,23 @@ pub(crate) fn group_views<'a>(svc: &ChatService, groups: &'a [Group]) -> Vec<Gro
 }
 
 /// On the connection's loop, once the login job succeeded: the session begins, its ack goes
-/// out, then the copies held while the login was being checked.
+/// out, then the offline messages that did not fit in it (`offline` holds all it took from
+/// the store, of which the ack carries the first `in_ack`), then the copies held while the
+/// login was being checked.
 fn finish_login(
     svc: &Arc<ChatService>,
     lp: &mut EventLoop,
     conn: ConnId,
     user: UserId,
     ack: Vec<u8>,
-    offline: Vec<String>,
+    (offline, in_ack): (Vec<String>, usize),
 ) {
     let held = match lp.context_mut::<ChatConn>(conn) {
         Some(c) if c.pending_login == Some(user) => {
             c.pending_login = None;
             c.user = Some(user);
-            c.auth_deadline = None;
+            c.idle_deadline = None;
+            c.login_deadline = None;
             std::mem::take(&mut c.held)
         }
         _ => {
@@ -170,8 +186,10 @@ fn finish_login(
             return;
         }
     };
-    lp.send(conn, &ack);
-    for parcel in held {
+    outbound::reply(lp, conn, &ack);
+    let after_ack = offline.iter().skip(in_ack);
+    let pushed = after_ack.map(|text| Parcel::local(outgoing(text.as_bytes())));
+    for parcel in pushed.chain(held) {
         svc.delivery.deliver_on_loop(lp, conn, user, parcel);
     }
 }
@@ -181,6 +199,6 @@ pub(crate) fn logout(svc: &Arc<ChatService>, lp: &mut EventLoop, conn: ConnId, u
     if let Some(c) = lp.context_mut::<ChatConn>(conn) {
         c.user = None;
     }
-    lp.send(conn, &reply::logout_ack(user));
+    outbound::reply(lp, conn, &reply::logout_ack(user));
     idle::arm(svc, lp, conn);
 }

@@ -1,62 +1,90 @@
-//! The login deadline: connections that have not logged in within the configured time are
-//! closed, by one sweep timer per loop over that loop's queue of deadlines.
+//! Connections that are not logged in: closed after `login_idle` without a complete frame
+//! (registration and failed logins count as activity: a person at the seeds' client's menu
+//! is not a bot), and, if `login_deadline` is set, that long after connecting or logging out
+//! whatever they send. One sweep timer per loop over a heap of deadlines.
 
 use crate::chat::conn_state::ChatConn;
 use crate::chat::service::ChatService;
 use crate::ids::ConnId;
 use crate::net::EventLoop;
 use crate::protocol::{reply, ErrorCode};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One loop's unauthenticated connections, in deadline order: the timeout is the same for all,
-/// so appending keeps the queue sorted, and one sweep serves them all (a timer per connection
-/// would cost every idle user a timer-map slot).
+/// One loop's not-logged-in connections by deadline. A renewed deadline is not pushed again
+/// at once: the sweep finds the entry due, sees the later deadline and pushes that instead,
+/// so a chatty unauthenticated client costs one heap entry, not one per frame.
 #[derive(Default)]
-struct Deadlines(VecDeque<(Instant, ConnId)>);
+struct Deadlines(BinaryHeap<Reverse<(Instant, ConnId)>>);
 
 /// On each loop, once at start: the sweep timer.
 pub(crate) fn attach(svc: &Arc<ChatService>, lp: &mut EventLoop) {
-    let every = svc
-        .config
-        .auth_timeout
-        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let shortest = match svc.config.login_deadline {
+        Some(bound) => bound.min(svc.config.login_idle),
+        None => svc.config.login_idle,
+    };
+    let every = (shortest / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
     lp.run_every(every, close_expired);
 }
 
-/// Closes `conn` unless it has logged in within the configured time from now.
+/// The connection is (again) not logged in: from now on it must send or log in in time.
 pub(crate) fn arm(svc: &ChatService, lp: &mut EventLoop, conn: ConnId) {
-    let deadline = Instant::now() + svc.config.auth_timeout;
+    let now = Instant::now();
+    let idle = now + svc.config.login_idle;
+    let bound = svc.config.login_deadline.map(|d| now + d);
     let Some(c) = lp.context_mut::<ChatConn>(conn) else {
         return;
     };
-    c.auth_deadline = Some(deadline);
-    lp.state::<Deadlines>().0.push_back((deadline, conn));
+    c.idle_deadline = Some(idle);
+    c.login_deadline = bound;
+    let first = bound.map_or(idle, |b| b.min(idle));
+    lp.state::<Deadlines>().0.push(Reverse((first, conn)));
 }
 
-/// The sweep: closes connections whose login deadline passed while they were still not
-/// logged in (and whose deadline was not renewed since, by a logout).
+/// A complete frame arrived from a connection that is not logged in.
+pub(crate) fn touch(svc: &ChatService, c: &mut ChatConn) {
+    if c.idle_deadline.is_some() {
+        c.idle_deadline = Some(Instant::now() + svc.config.login_idle);
+    }
+}
+
+/// The sweep: closes connections whose deadline passed while they were still not logged in;
+/// entries whose deadline moved later go back into the heap with it.
 fn close_expired(lp: &mut EventLoop) {
     let now = Instant::now();
     loop {
-        let queue = &mut lp.state::<Deadlines>().0;
-        let due = match queue.front() {
-            Some(&(deadline, _)) if deadline <= now => queue.pop_front(),
+        let heap = &mut lp.state::<Deadlines>().0;
+        let due = match heap.peek() {
+            Some(Reverse((deadline, _))) if *deadline <= now => heap.pop(),
             _ => None,
         };
-        let Some((deadline, conn)) = due else { return };
-        let idle = lp.context::<ChatConn>(conn).is_some_and(|c| {
-            c.user.is_none() && c.pending_login.is_none() && c.auth_deadline == Some(deadline)
+        let Some(Reverse((_, conn))) = due else {
+            return;
+        };
+        let watched = lp.context::<ChatConn>(conn).and_then(|c| {
+            let idle = c.idle_deadline.filter(|_| c.user.is_none())?;
+            let deadline = c.login_deadline.map_or(idle, |b| b.min(idle));
+            Some((deadline, c.pending_login.is_some()))
         });
-        if idle {
-            let bye = reply::error(
-                ErrorCode::NotLoggedIn,
-                Some("closing an idle connection"),
-                None,
-            );
-            lp.send(conn, &bye);
-            lp.close_after_flush(conn);
+        match watched {
+            None => {} // logged in, or gone
+            // A login being checked is not idle; if it fails, the deadline still holds.
+            Some((deadline, logging_in)) if deadline > now || logging_in => {
+                let later = deadline.max(now + Duration::from_millis(100));
+                lp.state::<Deadlines>().0.push(Reverse((later, conn)));
+            }
+            Some(_) => {
+                // The last frame it gets: written at once, then the connection closes.
+                let bye = reply::error(
+                    ErrorCode::NotLoggedIn,
+                    Some("closing an idle connection"),
+                    None,
+                );
+                lp.send(conn, &bye);
+                lp.close_after_flush(conn);
+            }
         }
     }
 }
