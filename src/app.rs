@@ -31,6 +31,10 @@ pub fn run(config: Config) -> Result<(), String> {
         login_deadline: config.login_deadline,
         seeds_frame_gap: config.seeds_frame_gap,
         store_workers: config.store_workers,
+        output_high_water: config.output_high_water,
+        slow_reader_deadline: config.slow_reader_deadline,
+        heartbeat: config.heartbeat,
+        ..ChatConfig::default()
     };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {

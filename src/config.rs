@@ -24,6 +24,13 @@ pub struct Config {
     pub login_deadline: Option<Duration>,
     /// Least time between two frames to a client of the seeds' dialect.
     pub seeds_frame_gap: Duration,
+    /// Bytes of chat messages a connection may hold undelivered before the rest is stored.
+    pub output_high_water: usize,
+    /// A connection that makes no progress on its backlog this long is closed.
+    pub slow_reader_deadline: Duration,
+    /// Heartbeat to a silent modern client after the first, close the second later if it
+    /// stays silent. None: off.
+    pub heartbeat: Option<(Duration, Duration)>,
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
     pub argon2_p_cost: u32,
@@ -47,6 +54,9 @@ impl Default for Config {
             login_idle: crate::chat::DEFAULT_LOGIN_IDLE,
             login_deadline: None,
             seeds_frame_gap: crate::chat::DEFAULT_SEEDS_FRAME_GAP,
+            output_high_water: crate::chat::DEFAULT_OUTPUT_HIGH_WATER,
+            slow_reader_deadline: crate::chat::DEFAULT_SLOW_READER_DEADLINE,
+            heartbeat: Some(crate::chat::DEFAULT_HEARTBEAT),
             argon2_m_cost_kib: 19 * 1024,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
@@ -73,6 +83,13 @@ usage: server [IP PORT] [options]
   --login-deadline-secs S  also close it S seconds after connecting or logging out if it has not
                            logged in by then, whatever it sends (default 0: no such bound)
   --seeds-frame-gap-ms MS  least time between two frames to a client of the seeds' dialect (default 20)
+  --output-high-water-kib K  chat messages a connection may hold undelivered (queued, or not yet
+                           acknowledged) before the rest is stored for it (default 256)
+  --slow-reader-deadline-secs S  close a connection that makes no progress on its backlog for S
+                           seconds (default 60)
+  --heartbeat-interval-secs S  send a heartbeat to a modern client silent for S seconds
+                           (default 25; 0: no heartbeats)
+  --heartbeat-timeout-secs S   and close it if still silent S seconds later (default 8)
   --argon2-m-cost-kib K    password hashing memory cost (default 19456)
   --argon2-t-cost T        password hashing iterations (default 2)
   --argon2-p-cost P        password hashing lanes (default 1)
@@ -163,6 +180,27 @@ impl Config {
             }
             "seeds-frame-gap-ms" => {
                 self.seeds_frame_gap = Duration::from_millis(parse(value).map_err(invalid)?)
+            }
+            "output-high-water-kib" => {
+                let kib: usize = parse(value).map_err(invalid)?;
+                self.output_high_water = kib.max(1).saturating_mul(1024);
+            }
+            "slow-reader-deadline-secs" => {
+                self.slow_reader_deadline =
+                    seconds(value).map_err(invalid)?.max(Duration::from_secs(1))
+            }
+            "heartbeat-interval-secs" => {
+                let interval = seconds(value).map_err(invalid)?;
+                let timeout = self
+                    .heartbeat
+                    .map_or(crate::chat::DEFAULT_HEARTBEAT.1, |h| h.1);
+                self.heartbeat = (!interval.is_zero()).then_some((interval, timeout));
+            }
+            "heartbeat-timeout-secs" => {
+                let timeout = seconds(value).map_err(invalid)?.max(Duration::from_secs(1));
+                if let Some(heartbeat) = &mut self.heartbeat {
+                    heartbeat.1 = timeout;
+                }
             }
             "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(value).map_err(invalid)?,
             "argon2-t-cost" => self.argon2_t_cost = parse(value).map_err(invalid)?,

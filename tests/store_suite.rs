@@ -88,11 +88,20 @@ suite!(
     friends,
     groups,
     offline_order_and_delivered_once,
+    offline_taken_in_batches_of_a_budget,
+    offline_put_back_goes_first,
     offline_big_and_odd_messages,
     offline_to_missing_user,
     offline_batch,
     concurrent_stores_during_takes_lose_nothing,
 );
+
+/// Takes every message stored for `u` in one batch.
+fn take_all(store: &dyn Store, u: UserId) -> store::StoreResult<Vec<String>> {
+    let batch = store.take_offline(u, usize::MAX)?;
+    assert!(!batch.more, "one unbounded take leaves nothing behind");
+    Ok(batch.messages)
+}
 
 fn user(store: &dyn Store, name: &str) -> UserId {
     store
@@ -292,17 +301,11 @@ fn offline_order_and_delivered_once(store: &dyn Store) {
     }
     assert!(store.store_offline(v, "for v").expect("store"));
     let expect: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-    assert_eq!(store.take_offline(u).expect("take"), expect);
-    assert!(store.take_offline(u).expect("take again").is_empty());
-    assert_eq!(
-        store.take_offline(v).expect("take"),
-        vec!["for v".to_owned()]
-    );
+    assert_eq!(take_all(store, u).expect("take"), expect);
+    assert!(take_all(store, u).expect("take again").is_empty());
+    assert_eq!(take_all(store, v).expect("take"), vec!["for v".to_owned()]);
     assert!(store.store_offline(u, "later").expect("store"));
-    assert_eq!(
-        store.take_offline(u).expect("take"),
-        vec!["later".to_owned()]
-    );
+    assert_eq!(take_all(store, u).expect("take"), vec!["later".to_owned()]);
 }
 
 fn offline_big_and_odd_messages(store: &dyn Store) {
@@ -326,7 +329,7 @@ fn offline_big_and_odd_messages(store: &dyn Store) {
     for m in &odd {
         assert!(store.store_offline(u, m).expect("store"));
     }
-    let taken = store.take_offline(u).expect("take");
+    let taken = take_all(store, u).expect("take");
     assert_eq!(taken.len(), odd.len());
     for (got, want) in taken.iter().zip(&odd) {
         assert!(
@@ -337,9 +340,65 @@ fn offline_big_and_odd_messages(store: &dyn Store) {
     }
 }
 
+fn offline_taken_in_batches_of_a_budget(store: &dyn Store) {
+    let u = user(store, "u");
+    // More than one page of rows (256), of 100 bytes each.
+    let all: Vec<String> = (0..700).map(|i| format!("{i:0>100}")).collect();
+    for m in &all {
+        assert!(store.store_offline(u, m).expect("store"));
+    }
+    let mut got = Vec::new();
+    let mut takes = 0;
+    loop {
+        let batch = store.take_offline(u, 30_000).expect("take");
+        takes += 1;
+        assert!(
+            !batch.messages.is_empty(),
+            "a take with more left returns some"
+        );
+        let bytes: usize = batch.messages.iter().map(String::len).sum();
+        assert!(
+            bytes <= 30_000 + 100,
+            "a batch stops at its budget: {bytes}"
+        );
+        got.extend(batch.messages);
+        if !batch.more {
+            break;
+        }
+    }
+    assert_eq!(got, all, "in order, each once");
+    assert_eq!(takes, 3);
+    // One message longer than the budget still comes, whole.
+    let long = "x".repeat(5000);
+    assert!(store.store_offline(u, &long).expect("store"));
+    let batch = store.take_offline(u, 10).expect("take");
+    assert_eq!((batch.messages, batch.more), (vec![long], false));
+}
+
+fn offline_put_back_goes_first(store: &dyn Store) {
+    let u = user(store, "u");
+    let v = user(store, "v");
+    for m in ["c", "d"] {
+        assert!(store.store_offline(u, m).expect("store"));
+    }
+    assert!(store.store_offline(v, "v1").expect("store"));
+    assert!(store.store_offline_front(u, &["a", "b"]).expect("front"));
+    assert!(store.store_offline(u, "e").expect("store"));
+    assert_eq!(take_all(store, u).expect("take"), ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        take_all(store, v).expect("take"),
+        ["v1"],
+        "other users untouched"
+    );
+    // Into an empty queue, and for nobody.
+    assert!(store.store_offline_front(u, &["x"]).expect("front"));
+    assert_eq!(take_all(store, u).expect("take"), ["x"]);
+    assert!(!store.store_offline_front(4242, &["x"]).expect("front"));
+}
+
 fn offline_to_missing_user(store: &dyn Store) {
     assert!(!store.store_offline(4242, "nobody").expect("store"));
-    assert!(store.take_offline(4242).expect("take").is_empty());
+    assert!(take_all(store, 4242).expect("take").is_empty());
 }
 
 fn offline_batch(store: &dyn Store) {
@@ -353,8 +412,8 @@ fn offline_batch(store: &dyn Store) {
     assert!(store
         .store_offline_batch(&[(b, "y"), (9999, "lost")])
         .is_err());
-    assert_eq!(store.take_offline(a).expect("take"), vec!["1", "2", "3"]);
-    assert_eq!(store.take_offline(b).expect("take"), vec!["x"]);
+    assert_eq!(take_all(store, a).expect("take"), vec!["1", "2", "3"]);
+    assert_eq!(take_all(store, b).expect("take"), vec!["x"]);
 }
 
 fn concurrent_stores_during_takes_lose_nothing(store: &dyn Store) {
@@ -377,7 +436,7 @@ fn concurrent_stores_during_takes_lose_nothing(store: &dyn Store) {
         let taker = s.spawn(|| {
             let mut takes = Vec::new();
             while !done.load(Ordering::Acquire) {
-                takes.push(store.take_offline(u).expect("take"));
+                takes.push(take_all(store, u).expect("take"));
             }
             takes
         });
@@ -388,8 +447,8 @@ fn concurrent_stores_during_takes_lose_nothing(store: &dyn Store) {
         takes = taker.join().expect("taker");
         assert!(joined.iter().all(Result::is_ok), "a writer failed");
     });
-    takes.push(store.take_offline(u).expect("final take"));
-    assert!(store.take_offline(u).expect("empty take").is_empty());
+    takes.push(take_all(store, u).expect("final take"));
+    assert!(take_all(store, u).expect("empty take").is_empty());
 
     let nonempty = takes.iter().filter(|t| !t.is_empty()).count();
     let mut next: HashMap<usize, usize> = HashMap::new();
@@ -435,7 +494,7 @@ fn check_some(store: &dyn Store, (a, g): (UserId, i64)) {
     assert_eq!(store.user_name(a).expect("name").as_deref(), Some("kept"));
     assert_eq!(store.friends(a).expect("friends").len(), 1);
     assert_eq!(store.group_member_ids(g).expect("ids"), Some(vec![a]));
-    assert_eq!(store.take_offline(a).expect("take"), vec!["still here"]);
+    assert_eq!(take_all(store, a).expect("take"), vec!["still here"]);
     // Ids keep growing after a reopen.
     assert!(user(store, "newcomer") > a);
 }

@@ -132,7 +132,8 @@ pub enum Incoming {
 /// Reads a frame: the bench stamp by a quick scan when it is a chat message (no JSON parse on
 /// the hot path), any other frame with serde.
 pub fn read_frame(frame: &[u8]) -> Incoming {
-    let chat = frame.starts_with(b"{\"msgid\":6,") || frame.starts_with(b"{\"msgid\":10,");
+    let body = after_mid(frame);
+    let chat = body.starts_with(b"\"msgid\":6,") || body.starts_with(b"\"msgid\":10,");
     if chat {
         if let Some(stamp) = find(frame, MARK).and_then(|at| stamp(&frame[at + MARK.len()..])) {
             return Incoming::Bench(stamp);
@@ -141,6 +142,21 @@ pub fn read_frame(frame: &[u8]) -> Incoming {
     match serde_json::from_slice::<Reply>(frame) {
         Ok(reply) => Incoming::Reply(reply),
         Err(_) => Incoming::Unreadable,
+    }
+}
+
+/// What follows the opening brace and the server's message id (`{"mid":N,`) that chat
+/// messages start with.
+fn after_mid(frame: &[u8]) -> &[u8] {
+    let Some(rest) = frame.strip_prefix(b"{") else {
+        return frame;
+    };
+    match rest.strip_prefix(b"\"mid\":") {
+        Some(id) => id
+            .iter()
+            .position(|&b| b == b',')
+            .map_or(rest, |comma| &id[comma + 1..]),
+        None => rest,
     }
 }
 

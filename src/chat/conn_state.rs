@@ -1,11 +1,12 @@
 //! ChatConn: what the chat layer keeps per connection (the connection's context).
 
-use super::delivery::Parcel;
+use super::delivery::{Backlog, Parcel};
 use super::outbound::{Dialect, Pacer};
 use super::service::ChatConfig;
+use super::unconfirmed::Unconfirmed;
+use super::watchdog::Watch;
 use crate::ids::UserId;
 use crate::protocol::Framer;
-use std::time::Instant;
 
 pub(crate) struct ChatConn {
     pub(crate) framer: Framer,
@@ -15,6 +16,13 @@ pub(crate) struct ChatConn {
     pub(crate) pacer: Pacer,
     /// The logged-in user.
     pub(crate) user: Option<UserId>,
+    /// The client acknowledges the chat messages it receives (logged in with `acks`).
+    pub(crate) acks: bool,
+    /// Chat copies handed to the connection and not yet written (or, for an acking client,
+    /// acknowledged): what its end must store.
+    pub(crate) unconfirmed: Unconfirmed,
+    /// Older messages for this session wait in the store (delivery.rs).
+    pub(crate) backlog: Backlog,
     /// A login is being checked on a store worker for this user; the session is (or is about
     /// to be) claimed, so deliveries are held here until the login ack has gone out.
     pub(crate) pending_login: Option<UserId>,
@@ -25,10 +33,8 @@ pub(crate) struct ChatConn {
     pub(crate) busy: bool,
     /// A framing error was answered; the connection closes once that reply is written.
     pub(crate) closing: bool,
-    /// Not logged in: closed at this time unless a frame arrives first (cmd/idle.rs).
-    pub(crate) idle_deadline: Option<Instant>,
-    /// Not logged in: closed at this time whatever it sends (`--login-deadline-secs`).
-    pub(crate) login_deadline: Option<Instant>,
+    /// The watchdog's view (watchdog.rs).
+    pub(crate) watch: Watch,
 }
 
 impl ChatConn {
@@ -38,12 +44,19 @@ impl ChatConn {
             dialect: Dialect::Unknown,
             pacer: Pacer::new(config.seeds_frame_gap),
             user: None,
+            acks: false,
+            unconfirmed: Unconfirmed::default(),
+            backlog: Backlog::default(),
             pending_login: None,
             held: Vec::new(),
             busy: false,
             closing: false,
-            idle_deadline: None,
-            login_deadline: None,
+            watch: Watch::default(),
         }
+    }
+
+    /// Bytes of chat messages this connection holds undelivered (the slow-reader measure).
+    pub(crate) fn outstanding(&self) -> usize {
+        self.unconfirmed.bytes() + self.pacer.bytes()
     }
 }

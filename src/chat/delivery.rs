@@ -8,10 +8,17 @@
 //! logging in may miss that login's offline batch; the worker that stored it then sees the
 //! session and hands it over.
 //!
+//! A session holds at most `high_water` bytes of chat copies not yet confirmed (written, or
+//! acknowledged by an acking client). Past that it has a backlog: what follows is stored
+//! instead, in order, and taken back in batches as the reader catches up (`resume`). Copies
+//! a connection held unconfirmed when it ended are older than anything stored for its user
+//! meanwhile, so they are stored ahead of it (`store_front`).
+//!
 //! Per loop, deliveries for sessions on other loops are gathered during a turn and cross over
 //! at its end as one task per target loop; copies that came from another server are settled
 //! with the bus once the turn's output is written (two hooks of the loop, see `attach`).
 
+pub(crate) use super::backlog::Backlog;
 use super::conn_state::ChatConn;
 use super::loops::Loops;
 use super::outbound;
@@ -25,6 +32,7 @@ use crate::store::StoreResult;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The JSON text of a frame as stored offline: the frame without its trailing newline.
 pub(crate) fn stored_text(frame: &Bytes) -> String {
@@ -93,11 +101,13 @@ fn push_for_loop(by_loop: &mut Vec<Vec<SessionCopy>>, copy: SessionCopy) {
 }
 
 pub(crate) struct Delivery {
-    sessions: Arc<Sessions>,
-    bus: Arc<dyn Bus>,
-    workers: Arc<StoreWorkers>,
-    loops: Arc<Loops>,
+    pub(super) sessions: Arc<Sessions>,
+    pub(super) bus: Arc<dyn Bus>,
+    pub(super) workers: Arc<StoreWorkers>,
+    pub(super) loops: Arc<Loops>,
     stopping: AtomicBool,
+    pub(super) high_water: usize,
+    pub(super) slow_reader_deadline: Duration,
 }
 
 impl Delivery {
@@ -106,6 +116,7 @@ impl Delivery {
         bus: Arc<dyn Bus>,
         workers: Arc<StoreWorkers>,
         loops: Arc<Loops>,
+        (high_water, slow_reader_deadline): (usize, Duration),
     ) -> Delivery {
         Delivery {
             sessions,
@@ -113,7 +124,14 @@ impl Delivery {
             workers,
             loops,
             stopping: AtomicBool::new(false),
+            high_water: high_water.max(1),
+            slow_reader_deadline,
         }
+    }
+
+    /// Bytes of stored messages one take brings back to a session (and a login's batch).
+    pub(crate) fn batch_bytes(&self) -> usize {
+        (self.high_water / 2).max(1)
     }
 
     /// On each loop, once at start: the end-of-turn hook that sends the turn's outbox and the
@@ -221,15 +239,27 @@ impl Delivery {
         user: UserId,
         parcel: Parcel,
     ) {
-        let logged_in = match lp.context_mut::<ChatConn>(conn) {
-            Some(c) if c.user == Some(user) => true,
+        let written = lp.bytes_written(conn);
+        let divert = match lp.context_mut::<ChatConn>(conn) {
+            Some(c) if c.user == Some(user) => {
+                if !c.acks {
+                    c.unconfirmed.written(written);
+                }
+                let full = c.outstanding() + parcel.frame.len() > self.high_water;
+                if full || c.backlog.active {
+                    c.backlog.active = true;
+                    c.backlog.stored_since_take |= c.backlog.taking;
+                }
+                c.backlog.active
+            }
             Some(c) if c.pending_login == Some(user) => {
                 c.held.push(parcel);
                 return;
             }
-            _ => false,
+            _ => return self.store_offline(user, parcel, None),
         };
-        if !logged_in {
+        if divert {
+            self.stall(lp, conn);
             return self.store_offline(user, parcel, None);
         }
         // Refused once the connection is closing: then the copy is stored.
@@ -293,40 +323,12 @@ impl Delivery {
 
     /// On a store worker, right after storing for `user`: if `user` logged in meanwhile, the
     /// login may have taken its offline batch before this message landed; hand it over now.
-    fn after_store(self: &Arc<Self>, user: UserId) {
+    pub(super) fn after_store(self: &Arc<Self>, user: UserId) {
         if self.sessions.is_online(user) {
             self.flush_offline(user);
         } else {
             // Pipelined, and a no-op unless the user has a session on another server.
             self.bus.request_flush(user);
         }
-    }
-
-    /// Takes `user`'s stored messages and writes them to the user's session.
-    pub(crate) fn flush_offline(self: &Arc<Self>, user: UserId) {
-        if self.is_stopping() {
-            return;
-        }
-        let delivery = self.clone();
-        self.workers.submit(user, move |store| {
-            let Some(conn) = delivery.sessions.lookup(user) else {
-                return;
-            };
-            let messages = match store.take_offline(user) {
-                Ok(messages) if !messages.is_empty() => messages,
-                Ok(_) => return,
-                Err(e) => {
-                    log::error!("taking offline messages of user {user} failed: {e}");
-                    return;
-                }
-            };
-            let again = delivery.clone();
-            delivery.loops.run(conn.loop_index(), move |lp| {
-                for text in messages {
-                    let parcel = Parcel::local(outgoing(text.as_bytes()));
-                    again.deliver_on_loop(lp, conn, user, parcel);
-                }
-            });
-        });
     }
 }

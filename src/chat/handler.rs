@@ -9,10 +9,17 @@ use super::cmd;
 use super::conn_state::ChatConn;
 use super::outbound;
 use super::service::ChatService;
+use super::watchdog;
 use crate::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
 use crate::protocol::{parse_request, reply, ErrorCode, Frame, Request};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// TCP keepalive: a peer whose host or network vanished is found within about a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
 
 /// The chat server's connection handler, shared by every loop.
 pub struct ChatHandler {
@@ -28,15 +35,23 @@ impl ChatHandler {
 impl ConnectionHandler for ChatHandler {
     fn on_connection(&self, lp: &mut EventLoop, conn: ConnId) {
         lp.set_context(conn, Box::new(ChatConn::new(&self.svc.config)));
-        cmd::idle::arm(&self.svc, lp, conn);
+        watchdog::not_logged_in(&self.svc, lp, conn);
+        // The one check on a seeds' client's peer (it answers no heartbeat): the kernel's.
+        lp.set_keepalive(conn, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES);
     }
 
     fn on_message(&self, lp: &mut EventLoop, conn: ConnId, input: &mut Buffer) {
-        let mut framer = match lp.context::<ChatConn>(conn) {
+        let mut framer = match lp.context_mut::<ChatConn>(conn) {
             Some(c) if c.closing => return input.retrieve_all(),
-            // The rest waits for the pending request; see ChatService::run_busy.
-            Some(c) if c.busy => return,
-            Some(c) => c.framer.clone(),
+            Some(c) => {
+                // Heard from: whatever it sent answers a heartbeat.
+                c.watch.last_heard = Some(Instant::now());
+                if c.busy {
+                    // The rest waits for the pending request; see ChatService::run_busy.
+                    return;
+                }
+                c.framer.clone()
+            }
             None => return input.retrieve_all(),
         };
         let drained = framer.drain(input, |frame| {
@@ -63,18 +78,23 @@ impl ConnectionHandler for ChatHandler {
 
     fn on_write_complete(&self, lp: &mut EventLoop, conn: ConnId) {
         outbound::pump(lp, conn);
+        self.svc.delivery.resume(lp, conn);
     }
 
     fn on_close(&self, lp: &mut EventLoop, conn: ConnId) {
+        let written = lp.bytes_written(conn);
         let Some(c) = lp.context_mut::<ChatConn>(conn) else {
             return;
         };
-        let unsent = c.pacer.take_unsent();
+        // What it never delivered, oldest first: handed over and not confirmed, then never
+        // written. Older than anything stored for its user meanwhile, so stored ahead of it.
+        let mut undelivered = c.unconfirmed.take(c.acks, written);
+        undelivered.extend(c.pacer.take_unsent());
         if let Some(user) = c.user.take() {
             self.svc.release_session(user, conn);
         }
-        for (user, parcel) in unsent {
-            self.svc.delivery.store_offline(user, parcel, None);
+        if !undelivered.is_empty() {
+            self.svc.delivery.store_front(undelivered);
         }
         if let Some(user) = c.pending_login {
             // The login's completion finds the connection gone and releases the claim.
@@ -98,7 +118,7 @@ impl ChatHandler {
         c.dialect = c.dialect.learn(msgid, frame.next);
         let user = c.user;
         if user.is_none() {
-            cmd::idle::touch(svc, c);
+            watchdog::frame_before_login(svc, c);
         }
         let request = match parsed {
             Ok(request) => request,
@@ -113,6 +133,7 @@ impl ChatHandler {
             (Request::Login { .. }, Some(_)) => {
                 return error(lp, conn, ErrorCode::AlreadyLoggedIn, msgid)
             }
+            (Request::DeliveryAck { .. }, Some(_)) => {}
             (_, None) => return error(lp, conn, ErrorCode::NotLoggedIn, msgid),
             (_, Some(user)) => {
                 if request.claimed_id() != Some(user) {
@@ -125,14 +146,17 @@ impl ChatHandler {
             Request::Register { name, password } => {
                 cmd::account::register(svc, lp, conn, &name, &password)
             }
-            Request::Login { id, password } => {
-                cmd::account::login(svc, lp, conn, id, password.into_owned())
+            Request::Login { id, secret, acks } => {
+                cmd::account::login(svc, lp, conn, id, secret.into_owned(), acks)
             }
+            Request::DeliveryAck { count } => cmd::account::delivery_ack(svc, lp, conn, count),
             Request::Logout { .. } => cmd::account::logout(svc, lp, conn, user),
             Request::Ping { seq } => outbound::reply(lp, conn, &reply::pong(seq.as_ref())),
-            Request::OneChat { toid, .. } => cmd::chat::one_chat(svc, lp, conn, toid, frame),
-            Request::GroupChat { groupid, .. } => {
-                cmd::chat::group_chat(svc, lp, conn, user, groupid, frame)
+            Request::OneChat { toid, cid, .. } => {
+                cmd::chat::one_chat(svc, lp, conn, (user, toid), frame, cid.as_deref())
+            }
+            Request::GroupChat { groupid, cid, .. } => {
+                cmd::chat::group_chat(svc, lp, conn, (user, groupid), frame, cid.as_deref())
             }
             Request::AddFriend { friendid, .. } => {
                 cmd::contacts::add_friend(svc, lp, conn, user, friendid)

@@ -6,18 +6,26 @@
 //! ([`ChatService::run_busy`]), whose result returns to the connection's loop. `delivery`
 //! carries chat frames to their recipients under the no-loss rule.
 
+mod backlog;
 mod cmd;
 mod conn_state;
 mod delivery;
 mod group_cache;
 mod handler;
 mod loops;
+mod mid;
 mod outbound;
 mod outcome;
+mod recent_cids;
 mod service;
 mod sessions;
+mod unconfirmed;
+mod watchdog;
 mod workers;
 
 pub use handler::ChatHandler;
-pub use service::{ChatConfig, ChatService, DEFAULT_LOGIN_IDLE, DEFAULT_SEEDS_FRAME_GAP};
+pub use service::{
+    ChatConfig, ChatService, DEFAULT_HEARTBEAT, DEFAULT_LOGIN_IDLE, DEFAULT_OUTPUT_HIGH_WATER,
+    DEFAULT_SEEDS_FRAME_GAP, DEFAULT_SLOW_READER_DEADLINE, DEFAULT_TOKEN_TTL,
+};
 pub use sessions::Sessions;

@@ -14,6 +14,7 @@
 
 use super::conn_state::ChatConn;
 use super::delivery::{written_this_turn, Parcel};
+use super::unconfirmed::NEVER_WRITTEN;
 use crate::ids::{ConnId, UserId};
 use crate::net::EventLoop;
 use bytes::Bytes;
@@ -45,9 +46,13 @@ impl Dialect {
     }
 }
 
+/// Chat copies for `user` that travel inside a reply (the offline messages in a login ack):
+/// confirmed, like any copy, when that reply is written.
+pub(crate) type Riders = Vec<(UserId, Parcel)>;
+
 /// A frame waiting for its own write to a seeds' dialect connection.
 enum Queued {
-    Reply(Bytes),
+    Reply(Bytes, Riders),
     /// A chat copy for this user (the session may have logged out since).
     Chat(UserId, Parcel),
 }
@@ -56,6 +61,8 @@ enum Queued {
 pub(crate) struct Pacer {
     gap: Duration,
     queue: VecDeque<Queued>,
+    /// Bytes of the chat copies in `queue`.
+    chat_bytes: usize,
     /// When the next frame may be written.
     not_before: Option<Instant>,
     timer_armed: bool,
@@ -66,6 +73,7 @@ impl Pacer {
         Pacer {
             gap,
             queue: VecDeque::new(),
+            chat_bytes: 0,
             not_before: None,
             timer_armed: false,
         }
@@ -74,13 +82,42 @@ impl Pacer {
     /// The chat copies never written (the connection closed first), with their recipients:
     /// the caller stores them.
     pub(crate) fn take_unsent(&mut self) -> Vec<(UserId, Parcel)> {
-        self.queue
-            .drain(..)
-            .filter_map(|queued| match queued {
-                Queued::Chat(user, parcel) => Some((user, parcel)),
-                Queued::Reply(_) => None,
-            })
-            .collect()
+        self.chat_bytes = 0;
+        let mut unsent = Vec::new();
+        for queued in self.queue.drain(..) {
+            match queued {
+                Queued::Chat(user, parcel) => unsent.push((user, parcel)),
+                Queued::Reply(_, riders) => unsent.extend(riders),
+            }
+        }
+        unsent
+    }
+
+    /// Bytes of chat copies waiting here.
+    pub(crate) fn bytes(&self) -> usize {
+        self.chat_bytes
+    }
+
+    fn push(&mut self, queued: Queued) {
+        if let Queued::Chat(_, parcel) = &queued {
+            self.chat_bytes += parcel.frame.len();
+        }
+        self.queue.push_back(queued);
+    }
+
+    fn pop(&mut self) -> Option<Queued> {
+        let queued = self.queue.pop_front()?;
+        if let Queued::Chat(_, parcel) = &queued {
+            self.chat_bytes -= parcel.frame.len();
+        }
+        Some(queued)
+    }
+
+    fn put_back(&mut self, queued: Queued) {
+        if let Queued::Chat(_, parcel) = &queued {
+            self.chat_bytes += parcel.frame.len();
+        }
+        self.queue.push_front(queued);
     }
 }
 
@@ -95,7 +132,58 @@ pub(crate) fn reply(lp: &mut EventLoop, conn: ConnId, frame: &[u8]) {
         lp.send(conn, frame);
         return;
     }
-    queue(lp, conn, Queued::Reply(Bytes::copy_from_slice(frame)));
+    queue(
+        lp,
+        conn,
+        Queued::Reply(Bytes::copy_from_slice(frame), Vec::new()),
+    );
+}
+
+/// A reply that carries chat copies (`riders`): they count as handed to the connection, and
+/// are stored at its end unless confirmed (written, or acknowledged) by then.
+pub(crate) fn reply_carrying(lp: &mut EventLoop, conn: ConnId, frame: &[u8], riders: Riders) {
+    if is_seeds(lp, conn) {
+        let frame = Bytes::copy_from_slice(frame);
+        return queue(lp, conn, Queued::Reply(frame, riders));
+    }
+    let sent = lp.send(conn, frame);
+    handed_over(lp, conn, sent, riders);
+}
+
+/// Records copies that went out (`sent`: in the output stream up to its current end) or
+/// could not (kept as never written, for the connection's end to store).
+fn handed_over(lp: &mut EventLoop, conn: ConnId, sent: bool, copies: Riders) {
+    let end = if sent {
+        lp.output_end(conn)
+    } else {
+        NEVER_WRITTEN
+    };
+    let written = lp.bytes_written(conn);
+    let Some(c) = lp.context_mut::<ChatConn>(conn) else {
+        return;
+    };
+    if !c.acks {
+        // What the socket took since is confirmed: the record stays as short as the output.
+        c.unconfirmed.written(written);
+    }
+    let mut settle_now = Vec::new();
+    for (user, mut parcel) in copies {
+        // A receipt settles once its copy is safe: written for a client that does not
+        // acknowledge, acknowledged for one that does.
+        if sent && !c.acks {
+            settle_now.extend(parcel.receipt.take());
+        }
+        c.unconfirmed.push(end, user, parcel);
+    }
+    for receipt in settle_now {
+        written_this_turn(lp, receipt);
+    }
+}
+
+/// A copy that was meant for `conn` but could not be written (it is closing): kept with the
+/// connection's unconfirmed copies, which its end stores in order.
+pub(crate) fn never_written(lp: &mut EventLoop, conn: ConnId, user: UserId, parcel: Parcel) {
+    handed_over(lp, conn, false, vec![(user, parcel)]);
 }
 
 /// A chat copy for `user`'s session on `conn` (the caller checked it is that session). Gives
@@ -116,15 +204,13 @@ pub(crate) fn chat(
     if !lp.send_later(conn, &parcel.frame) {
         return Err(parcel);
     }
-    if let Some(receipt) = parcel.receipt {
-        written_this_turn(lp, receipt);
-    }
+    handed_over(lp, conn, true, vec![(user, parcel)]);
     Ok(())
 }
 
 fn queue(lp: &mut EventLoop, conn: ConnId, queued: Queued) {
     if let Some(c) = lp.context_mut::<ChatConn>(conn) {
-        c.pacer.queue.push_back(queued);
+        c.pacer.push(queued);
     }
     pump(lp, conn);
 }
@@ -158,31 +244,26 @@ pub(crate) fn pump(lp: &mut EventLoop, conn: ConnId) {
         }
         return;
     }
-    let Some(next) = pacer.queue.pop_front() else {
+    let Some(next) = pacer.pop() else {
         return;
     };
     pacer.not_before = Some(now + pacer.gap);
     let frame = match &next {
-        Queued::Reply(frame) => frame.clone(),
+        Queued::Reply(frame, _) => frame.clone(),
         Queued::Chat(_, parcel) => parcel.frame.clone(),
     };
     if !lp.send(conn, &frame) {
         // Closing: the close hands what is still queued to the store; keep it there.
         if let Some(c) = lp.context_mut::<ChatConn>(conn) {
-            c.pacer.queue.push_front(next);
+            c.pacer.put_back(next);
         }
         return;
     }
-    if let Queued::Chat(
-        _,
-        Parcel {
-            receipt: Some(receipt),
-            ..
-        },
-    ) = next
-    {
-        written_this_turn(lp, receipt);
-    }
+    let copies = match next {
+        Queued::Reply(_, riders) => riders,
+        Queued::Chat(user, parcel) => vec![(user, parcel)],
+    };
+    handed_over(lp, conn, true, copies);
     // The rest, one by one, as the gap allows.
     pump(lp, conn);
 }

@@ -5,8 +5,10 @@ use super::conn_state::ChatConn;
 use super::delivery::{Delivery, Parcel};
 use super::group_cache::GroupCache;
 use super::loops::Loops;
+use super::mid::MidClock;
 use super::outbound;
 use super::outcome::{JobResult, Outcome, Refusal};
+use super::recent_cids::RecentCids;
 use super::sessions::Sessions;
 use super::workers::StoreWorkers;
 use crate::cluster::{Bus, BusEvents, Origin, RemoteDelivery};
@@ -32,6 +34,16 @@ pub struct ChatConfig {
     pub seeds_frame_gap: Duration,
     /// Threads running database calls and password hashing.
     pub store_workers: usize,
+    /// Bytes of chat messages a connection may hold undelivered (queued, or written and not
+    /// yet acknowledged) before what follows goes to the store instead (a slow reader).
+    pub output_high_water: usize,
+    /// A slow reader still behind after this long is disconnected.
+    pub slow_reader_deadline: Duration,
+    /// A modern client silent for the first is sent a heartbeat, and disconnected if still
+    /// silent the second later. None: no heartbeats.
+    pub heartbeat: Option<(Duration, Duration)>,
+    /// How long a resume token stays good.
+    pub token_ttl: Duration,
 }
 
 impl Default for ChatConfig {
@@ -42,9 +54,21 @@ impl Default for ChatConfig {
             login_deadline: None,
             seeds_frame_gap: DEFAULT_SEEDS_FRAME_GAP,
             store_workers: 2,
+            output_high_water: DEFAULT_OUTPUT_HIGH_WATER,
+            slow_reader_deadline: DEFAULT_SLOW_READER_DEADLINE,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
+            token_ttl: DEFAULT_TOKEN_TTL,
         }
     }
 }
+
+/// A few hundred KiB per connection: a thousand stalled readers cost a quarter of a GiB.
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 256 * 1024;
+pub const DEFAULT_SLOW_READER_DEADLINE: Duration = Duration::from_secs(60);
+/// Centrifugo's defaults: a ping after 25 s of silence, 8 s to answer it.
+pub const DEFAULT_HEARTBEAT: (Duration, Duration) =
+    (Duration::from_secs(25), Duration::from_secs(8));
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Silence allowed before login: a person at the seeds' client's menu is not a bot.
 pub const DEFAULT_LOGIN_IDLE: Duration = Duration::from_secs(600);
@@ -64,6 +88,10 @@ pub struct ChatService {
     pub(crate) groups: GroupCache,
     pub(crate) hasher: PasswordHasher,
     loops: Arc<Loops>,
+    /// Ids of accepted chat messages.
+    pub(crate) mids: MidClock,
+    /// Client ids of recently accepted chat messages, to recognise retries.
+    pub(crate) recent_cids: RecentCids,
 }
 
 impl ChatService {
@@ -82,7 +110,9 @@ impl ChatService {
             bus.clone(),
             workers.clone(),
             loops.clone(),
+            (config.output_high_water, config.slow_reader_deadline),
         ));
+        let mids = MidClock::new(bus.node_number());
         let svc = Arc::new(ChatService {
             config,
             sessions,
@@ -92,6 +122,8 @@ impl ChatService {
             groups: GroupCache::default(),
             hasher,
             loops,
+            mids,
+            recent_cids: RecentCids::default(),
         });
         let events: Arc<dyn BusEvents> = svc.clone();
         svc.bus.start(Arc::downgrade(&events))?;
@@ -106,7 +138,7 @@ impl ChatService {
             let svc = self.clone();
             handle.queue_in_loop(move |lp| {
                 svc.delivery.attach(lp);
-                super::cmd::idle::attach(&svc, lp);
+                super::watchdog::attach(&svc, lp);
             });
         }
     }

@@ -102,6 +102,11 @@ pub trait Bus: Send + Sync {
     fn group_changed(&self, group: GroupId);
     /// Asks the server holding `user`, if any, to hand over the user's stored messages.
     fn request_flush(&self, user: UserId);
+    /// This server's number among the cluster's, for message ids (chat/mid.rs); servers
+    /// running at once get different numbers (modulo 1,024).
+    fn node_number(&self) -> u64 {
+        0
+    }
 }
 
 /// One server on its own: every claim succeeds, nobody is online elsewhere, and a user with

@@ -159,6 +159,18 @@ impl RedisBus {
 }
 
 impl Bus for RedisBus {
+    fn node_number(&self) -> u64 {
+        let counted = self.call(|con| redis::cmd("INCR").arg(wire::NODE_SEQ_KEY).query::<i64>(con));
+        match counted {
+            Ok(n) => n as u64,
+            Err(e) => {
+                // Without Redis now, the process id keeps servers on one host apart.
+                log::warn!("node number from Redis: {e}; using the process id");
+                u64::from(std::process::id())
+            }
+        }
+    }
+
     fn start(&self, events: Weak<dyn BusEvents>) -> std::io::Result<()> {
         let _ = self.events.set(events);
         let Some(me) = self.me.get().and_then(Weak::upgrade) else {

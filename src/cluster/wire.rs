@@ -23,6 +23,8 @@ pub const ALIVE_PREFIX: &str = "chat:alive:";
 pub const SERVER_PREFIX: &str = "chat:server:";
 /// Broadcast channel: group membership changed (the payload is the group id).
 pub const GROUPS_CHANNEL: &str = "chat:groups";
+/// A counter each server increments once at start: its node number for message ids.
+pub const NODE_SEQ_KEY: &str = "chat:node-seq";
 
 const ACK: &[u8] = b"!ack ";
 const FLUSH: &[u8] = b"!flush ";

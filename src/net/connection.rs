@@ -57,6 +57,8 @@ pub(crate) struct TcpConnection {
     pub(crate) state: ConnState,
     pub(crate) input: Buffer,
     pub(crate) output: Buffer,
+    /// Bytes handed to the kernel so far; with `output`'s, every byte ever accepted for output.
+    pub(crate) written: u64,
     /// EPOLLOUT is wanted (exactly while output is pending).
     writing: bool,
     /// EPOLLIN is wanted (cleared once the peer half-closed, or by `set_reading`).
@@ -86,6 +88,7 @@ impl TcpConnection {
             state: ConnState::Connected,
             input: Buffer::new(),
             output: Buffer::new(),
+            written: 0,
             writing: false,
             reading: true,
             registered: Interest::READABLE,
@@ -125,7 +128,10 @@ impl TcpConnection {
         let mut written = 0;
         if !self.writing && self.output.is_empty() {
             match (&self.stream).write(data) {
-                Ok(n) => written = n,
+                Ok(n) => {
+                    written = n;
+                    self.written += n as u64;
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => {
                     log::debug!("{:?}: write failed: {e}", self.id);
@@ -181,7 +187,10 @@ impl TcpConnection {
     /// Writes queued output once; arms EPOLLOUT if some remains, disarms it when drained.
     pub(crate) fn write_output(&mut self, io: &mut Io) {
         match (&self.stream).write(self.output.peek()) {
-            Ok(n) => self.output.retrieve(n),
+            Ok(n) => {
+                self.output.retrieve(n);
+                self.written += n as u64;
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => {
                 log::debug!("{:?}: write failed: {e}", self.id);

@@ -137,6 +137,28 @@ impl EventLoop {
         self.conn(id).map_or(0, |c| c.output.readable_bytes())
     }
 
+    /// Bytes of `id`'s output handed to the kernel so far (in `on_close` too): with
+    /// [`output_end`](Self::output_end) after each send, a handler can tell which of the
+    /// frames it sent never left.
+    pub fn bytes_written(&self, id: ConnId) -> u64 {
+        self.conn(id).map_or(0, |c| c.written)
+    }
+
+    /// Every byte ever accepted for `id`'s output: written, or queued to be.
+    pub fn output_end(&self, id: ConnId) -> u64 {
+        self.conn(id)
+            .map_or(0, |c| c.written + c.output.readable_bytes() as u64)
+    }
+
+    /// TCP keepalive on `id`: probes after `idle` without traffic, every `interval`, and the
+    /// kernel resets the connection after `probes` unanswered ones (a peer whose host or
+    /// network is gone; a frozen process still answers, its kernel does).
+    pub fn set_keepalive(&self, id: ConnId, idle: Duration, interval: Duration, probes: u32) {
+        if let Some(conn) = self.conn(id) {
+            super::socket::set_keepalive(&conn.stream, idle, interval, probes);
+        }
+    }
+
     pub fn set_high_water_mark(&mut self, id: ConnId, bytes: usize) {
         if let Some(conn) = self.conn_mut(id) {
             conn.high_water_mark = bytes;

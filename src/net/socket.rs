@@ -50,3 +50,13 @@ pub fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
     socket::setsockopt(stream, sockopt::Linger, &linger)?;
     Ok(())
 }
+
+/// SO_KEEPALIVE with its three timers (seconds, at least 1). Failures are ignored: a socket
+/// kind without TCP keepalive (Unix-domain, in tests) simply has none.
+pub(crate) fn set_keepalive(stream: &TcpStream, idle: Duration, interval: Duration, probes: u32) {
+    let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as u32;
+    let _ = socket::setsockopt(stream, sockopt::KeepAlive, &true);
+    let _ = socket::setsockopt(stream, sockopt::TcpKeepIdle, &secs(idle));
+    let _ = socket::setsockopt(stream, sockopt::TcpKeepInterval, &secs(interval));
+    let _ = socket::setsockopt(stream, sockopt::TcpKeepCount, &probes.max(1));
+}

@@ -40,6 +40,11 @@ impl<'a> Object<'a> {
         self
     }
 
+    fn flag(self, key: &str, value: bool) -> Object<'a> {
+        let _ = write!(self.out, ",\"{key}\":{value}");
+        self
+    }
+
     fn end(self) {
         self.out.push(b'}');
     }
@@ -49,6 +54,29 @@ pub fn login(out: &mut Vec<u8>, id: UserId, password: &str) {
     Object::new(out, msgid::LOGIN_MSG)
         .int("id", id)
         .text("password", password)
+        .end()
+}
+
+/// LOGIN_MSG with the extensions: a resume token instead of the password (`secret` is
+/// `Err(token)`), and acknowledged delivery.
+pub fn login_ext(out: &mut Vec<u8>, id: UserId, secret: Result<&str, &str>, acks: bool) {
+    let login = Object::new(out, msgid::LOGIN_MSG).int("id", id);
+    let login = match secret {
+        Ok(password) => login.text("password", password),
+        Err(token) => login.text("token", token),
+    };
+    let login = if acks {
+        login.flag("acks", true)
+    } else {
+        login
+    };
+    login.end()
+}
+
+/// DELIVERY_ACK_MSG: `count` chat messages received on this connection so far.
+pub fn delivery_ack(out: &mut Vec<u8>, count: u64) {
+    Object::new(out, msgid::DELIVERY_ACK_MSG)
+        .int("count", count as i64)
         .end()
 }
 
@@ -96,13 +124,48 @@ pub fn group_chat(
 
 /// A chat message; `to` is its msgid, the key that names its destination, and that id.
 fn chat(out: &mut Vec<u8>, to: (i64, &str, i64), id: UserId, name: &str, msg: &str, time: &str) {
-    Object::new(out, to.0)
+    chat_with_cid(out, to, id, name, msg, time, None)
+}
+
+/// ONE_CHAT_MSG with a client id, so the server recognises a retry of it.
+pub fn one_chat_cid(
+    out: &mut Vec<u8>,
+    (id, name): (UserId, &str),
+    toid: UserId,
+    msg: &str,
+    time: &str,
+    cid: &str,
+) {
+    chat_with_cid(
+        out,
+        (msgid::ONE_CHAT_MSG, "toid", toid),
+        id,
+        name,
+        msg,
+        time,
+        Some(cid),
+    )
+}
+
+fn chat_with_cid(
+    out: &mut Vec<u8>,
+    to: (i64, &str, i64),
+    id: UserId,
+    name: &str,
+    msg: &str,
+    time: &str,
+    cid: Option<&str>,
+) {
+    let chat = Object::new(out, to.0)
         .int("id", id)
         .text("name", name)
         .int(to.1, to.2)
         .text("msg", msg)
-        .text("time", time)
-        .end()
+        .text("time", time);
+    match cid {
+        Some(cid) => chat.text("cid", cid).end(),
+        None => chat.end(),
+    }
 }
 
 pub fn add_friend(out: &mut Vec<u8>, id: UserId, friendid: UserId) {
@@ -161,7 +224,7 @@ pub fn ping(out: &mut Vec<u8>, seq: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{parse_request, Request};
+    use crate::protocol::{parse_request, Request, Secret};
 
     fn built(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let mut out = Vec::new();
@@ -177,7 +240,8 @@ mod tests {
                 built(|o| login(o, 7, name)),
                 Request::Login {
                     id: 7,
-                    password: name.into(),
+                    secret: Secret::Password(name.into()),
+                    acks: false,
                 },
             ),
             (built(|o| logout(o, 7)), Request::Logout { id: 7 }),
@@ -190,11 +254,19 @@ mod tests {
             ),
             (
                 built(|o| one_chat(o, 7, name, 9, name, "t")),
-                Request::OneChat { id: 7, toid: 9 },
+                Request::OneChat {
+                    id: 7,
+                    toid: 9,
+                    cid: None,
+                },
             ),
             (
                 built(|o| group_chat(o, 7, name, 2, "m", "t")),
-                Request::GroupChat { id: 7, groupid: 2 },
+                Request::GroupChat {
+                    id: 7,
+                    groupid: 2,
+                    cid: None,
+                },
             ),
             (
                 built(|o| add_friend(o, 7, 9)),
@@ -223,6 +295,26 @@ mod tests {
             ),
             (built(|o| group_list(o, 7)), Request::GroupList { id: 7 }),
             (built(|o| ping(o, None)), Request::Ping { seq: None }),
+            (
+                built(|o| login_ext(o, 7, Err(&"a".repeat(64)), true)),
+                Request::Login {
+                    id: 7,
+                    secret: Secret::Token("a".repeat(64).into()),
+                    acks: true,
+                },
+            ),
+            (
+                built(|o| one_chat_cid(o, (7, "n"), 9, "m", "t", "c-1")),
+                Request::OneChat {
+                    id: 7,
+                    toid: 9,
+                    cid: Some("c-1".into()),
+                },
+            ),
+            (
+                built(|o| delivery_ack(o, 12)),
+                Request::DeliveryAck { count: 12 },
+            ),
             (
                 built(|o| ping(o, Some(5))),
                 Request::Ping {

@@ -25,11 +25,13 @@ pub enum ErrorCode {
     SelfFriend,
     Internal,
     BadValue,
+    TimedOut,
+    SlowReader,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (for tables and tests).
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadJson,
         ErrorCode::NotObject,
         ErrorCode::BadMsgId,
@@ -50,6 +52,8 @@ impl ErrorCode {
         ErrorCode::SelfFriend,
         ErrorCode::Internal,
         ErrorCode::BadValue,
+        ErrorCode::TimedOut,
+        ErrorCode::SlowReader,
     ];
 
     /// The `errno` sent on the wire.
@@ -75,6 +79,8 @@ impl ErrorCode {
             ErrorCode::SelfFriend => 18,
             ErrorCode::Internal => 19,
             ErrorCode::BadValue => 20,
+            ErrorCode::TimedOut => 21,
+            ErrorCode::SlowReader => 22,
         }
     }
 
@@ -101,6 +107,8 @@ impl ErrorCode {
             ErrorCode::SelfFriend => "cannot befriend yourself",
             ErrorCode::Internal => "server error, try again",
             ErrorCode::BadValue => "invalid value",
+            ErrorCode::TimedOut => "timed out",
+            ErrorCode::SlowReader => "too far behind in reading",
         }
     }
 }

@@ -25,6 +25,11 @@ struct LoginOk<'a> {
     errno: i64,
     id: i64,
     name: &'a str,
+    /// Extensions, for modern clients: acknowledged delivery is on; the resume token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    acks: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     offlinemsg: &'a [&'a str],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -56,9 +61,17 @@ fn texts(
     Ok((friends, groups))
 }
 
+/// The extension fields of a modern client's login ack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginExtras<'a> {
+    pub acks: bool,
+    pub token: Option<&'a str>,
+}
+
 fn render(
     id: i64,
     name: &str,
+    extras: LoginExtras<'_>,
     offline: &[&str],
     friends: &[&str],
     groups: &[&str],
@@ -68,16 +81,19 @@ fn render(
         errno: 0,
         id,
         name,
+        acks: extras.acks,
+        token: extras.token,
         offlinemsg: offline,
         friends,
         groups,
     })
 }
 
-/// The whole ack: every offline message, friend and group.
+/// The whole ack: every offline message, friend and group, and the extension fields.
 pub fn login_ok<S: AsRef<str>>(
     id: i64,
     name: &str,
+    extras: LoginExtras<'_>,
     offlinemsg: &[S],
     friends: &[FriendView<'_>],
     groups: &[GroupView<'_>],
@@ -87,7 +103,7 @@ pub fn login_ok<S: AsRef<str>>(
         let offline: Vec<&str> = offlinemsg.iter().map(AsRef::as_ref).collect();
         let friends: Vec<&str> = friends.iter().map(String::as_str).collect();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        render(id, name, &offline, &friends, &groups)
+        render(id, name, extras, &offline, &friends, &groups)
     };
     build().unwrap_or_else(|_| INTERNAL_ERROR_FRAME.to_vec())
 }
@@ -136,7 +152,8 @@ pub fn login_ok_fitted<S: AsRef<str>>(
 ) -> (Vec<u8>, usize) {
     let build = || -> Result<(Vec<u8>, usize), serde_json::Error> {
         let (friend_texts, group_texts) = texts(friends, groups)?;
-        let empty = render(id, name, &[], &[], &[])?;
+        let plain = LoginExtras::default();
+        let empty = render(id, name, plain, &[], &[], &[])?;
         let mut budget = limit.saturating_sub(empty.len());
         let mut friends = Fill::new("friends");
         for text in &friend_texts {
@@ -153,13 +170,21 @@ pub fn login_ok_fitted<S: AsRef<str>>(
             }
         }
         let mut taken = offline.chosen.len();
-        let mut frame = render(id, name, &offline.chosen, &friends.chosen, &groups.chosen)?;
+        let mut frame = render(
+            id,
+            name,
+            plain,
+            &offline.chosen,
+            &friends.chosen,
+            &groups.chosen,
+        )?;
         // The budget is exact; should it ever not be, fewer offline messages still fit.
         while frame.len() > limit && taken > 0 {
             taken -= 1;
             frame = render(
                 id,
                 name,
+                plain,
                 &offline.chosen[..taken],
                 &friends.chosen,
                 &groups.chosen,
@@ -186,7 +211,14 @@ mod tests {
 
     #[test]
     fn whole_ack_has_every_list() {
-        let ack = login_ok(7, "me", &["{\"msgid\":6}"], &[friend(1, "a")], &[]);
+        let ack = login_ok(
+            7,
+            "me",
+            LoginExtras::default(),
+            &["{\"msgid\":6}"],
+            &[friend(1, "a")],
+            &[],
+        );
         let v: Value = serde_json::from_slice(&ack).unwrap();
         assert_eq!(v["offlinemsg"][0], "{\"msgid\":6}");
         assert_eq!(
@@ -234,7 +266,14 @@ mod tests {
                 let (_, more) =
                     login_ok_fitted(7, "me", &offline[..taken + 1], &friends, &groups, limit);
                 assert_eq!(more, taken, "limit {limit}");
-                let whole = login_ok(7, "me", &offline[..taken + 1], &friends, &groups);
+                let whole = login_ok(
+                    7,
+                    "me",
+                    LoginExtras::default(),
+                    &offline[..taken + 1],
+                    &friends,
+                    &groups,
+                );
                 let fitted_friends = v["friends"].as_array().map_or(0, Vec::len);
                 if fitted_friends == friends.len() && v.get("groups").is_some() {
                     assert!(whole.len() > limit, "limit {limit}");

@@ -51,3 +51,13 @@ pub const REMOVE_FRIEND_ACK: i64 = 23;
 pub const PING_MSG: i64 = 24;
 /// Server → client: echoes the ping's `seq` when it had one.
 pub const PONG_MSG: i64 = 25;
+/// Client → server, after login: `count`, the chat messages received on this connection so
+/// far (those in the login ack's `offlinemsg` first). Cumulative; from an acking connection.
+pub const DELIVERY_ACK_MSG: i64 = 26;
+/// Server → client: are you there? A modern client answers with any frame (an acking one
+/// with its DELIVERY_ACK_MSG); no answer within the heartbeat timeout closes the connection.
+pub const HEARTBEAT_MSG: i64 = 27;
+/// Server → client: the chat message the client tagged with `cid` was accepted as `mid`.
+pub const SEND_ACK: i64 = 28;
+/// Server → client: the server is stopping; log in again (through the balancer) shortly.
+pub const SHUTDOWN_MSG: i64 = 29;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::msgid;
 use super::view::{state, FriendView, GroupView, MemberView};
 
-pub use super::login_ack::{login_ok, login_ok_fitted, SEEDS_MAX_FRAME};
+pub use super::login_ack::{login_ok, login_ok_fitted, LoginExtras, SEEDS_MAX_FRAME};
 use super::{ErrorCode, FrameError, ParseError};
 
 /// Sent instead when a reply cannot be serialized. Writing plain structs into a `Vec` does not
@@ -317,5 +317,53 @@ pub fn pong(seq: Option<&Value>) -> Vec<u8> {
     frame(&Pong {
         msgid: msgid::PONG_MSG,
         seq,
+    })
+}
+
+#[derive(Serialize)]
+struct SendAck<'a> {
+    msgid: i64,
+    cid: &'a str,
+    mid: u64,
+}
+
+/// SEND_ACK: the chat message the client tagged `cid` was accepted as `mid` (also for a retry
+/// the server recognised: the first acceptance's `mid`).
+pub fn send_ack(cid: &str, mid: u64) -> Vec<u8> {
+    frame(&SendAck {
+        msgid: msgid::SEND_ACK,
+        cid,
+        mid,
+    })
+}
+
+/// HEARTBEAT_MSG: the server asks a quiet client to say something.
+pub fn heartbeat() -> Vec<u8> {
+    b"{\"msgid\":27}\n".to_vec()
+}
+
+/// SHUTDOWN_MSG: the server is stopping.
+pub fn shutdown_notice() -> Vec<u8> {
+    b"{\"msgid\":29,\"errmsg\":\"server is shutting down, log in again\"}\n".to_vec()
+}
+
+#[derive(Serialize)]
+struct NotStored<'a> {
+    msgid: i64,
+    errno: i64,
+    errmsg: &'a str,
+    reqmsgid: i64,
+    mid: u64,
+}
+
+/// ERROR_MSG 19 for an accepted chat message (`mid`, request `reqmsgid`) that could not be
+/// stored for an offline recipient, after retries: it is lost, and the sender is told.
+pub fn not_stored(mid: u64, reqmsgid: i64) -> Vec<u8> {
+    frame(&NotStored {
+        msgid: msgid::ERROR_MSG,
+        errno: ErrorCode::Internal.code(),
+        errmsg: "server error, try again: the message could not be stored for an offline recipient",
+        reqmsgid,
+        mid,
     })
 }

@@ -19,13 +19,36 @@ pub const MAX_PASSWORD_BYTES: usize = 128;
 pub const MAX_GROUPNAME_CHARS: usize = 50;
 /// Longest group description, in characters (the seeds' `allgroup.groupdesc` is VARCHAR(200)).
 pub const MAX_GROUPDESC_CHARS: usize = 200;
+/// Longest client message id (`cid`) of a chat message, in bytes.
+pub const MAX_CID_BYTES: usize = 64;
+/// Length of a resume token, in characters (hex).
+pub const TOKEN_CHARS: usize = 64;
+
+/// How a login proves who it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Secret<'a> {
+    Password(Cow<'a, str>),
+    /// A resume token from an earlier login's ack.
+    Token(Cow<'a, str>),
+}
+
+impl Secret<'_> {
+    pub fn into_owned(self) -> Secret<'static> {
+        match self {
+            Secret::Password(p) => Secret::Password(Cow::Owned(p.into_owned())),
+            Secret::Token(t) => Secret::Token(Cow::Owned(t.into_owned())),
+        }
+    }
+}
 
 /// A client request, borrowing its strings from the frame when they hold no escapes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request<'a> {
     Login {
         id: i64,
-        password: Cow<'a, str>,
+        secret: Secret<'a>,
+        /// The client acknowledges what it receives (DELIVERY_ACK_MSG).
+        acks: bool,
     },
     Logout {
         id: i64,
@@ -34,10 +57,12 @@ pub enum Request<'a> {
         name: Cow<'a, str>,
         password: Cow<'a, str>,
     },
-    /// The frame itself is forwarded verbatim by the server.
+    /// The frame itself is forwarded (with its server id added) by the server.
     OneChat {
         id: i64,
         toid: i64,
+        /// The client's own id for the message, to deduplicate its retries.
+        cid: Option<Cow<'a, str>>,
     },
     AddFriend {
         id: i64,
@@ -52,10 +77,11 @@ pub enum Request<'a> {
         id: i64,
         groupid: i64,
     },
-    /// The frame itself is forwarded verbatim to the other members.
+    /// The frame itself is forwarded (with its server id added) to the other members.
     GroupChat {
         id: i64,
         groupid: i64,
+        cid: Option<Cow<'a, str>>,
     },
     FriendList {
         id: i64,
@@ -73,6 +99,10 @@ pub enum Request<'a> {
     },
     Ping {
         seq: Option<Value>,
+    },
+    /// The client received `count` chat messages on this connection so far.
+    DeliveryAck {
+        count: i64,
     },
 }
 
@@ -93,6 +123,7 @@ impl Request<'_> {
             Request::LeaveGroup { .. } => msgid::LEAVE_GROUP_MSG,
             Request::RemoveFriend { .. } => msgid::REMOVE_FRIEND_MSG,
             Request::Ping { .. } => msgid::PING_MSG,
+            Request::DeliveryAck { .. } => msgid::DELIVERY_ACK_MSG,
         }
     }
 
@@ -111,7 +142,7 @@ impl Request<'_> {
             | Request::GroupList { id }
             | Request::LeaveGroup { id, .. }
             | Request::RemoveFriend { id, .. } => Some(id),
-            Request::Register { .. } | Request::Ping { .. } => None,
+            Request::Register { .. } | Request::Ping { .. } | Request::DeliveryAck { .. } => None,
         }
     }
 }
@@ -170,6 +201,12 @@ struct Fields<'a> {
     groupid: Slot<i64>,
     #[serde(deserialize_with = "present")]
     seq: Option<Value>,
+    #[serde(borrow)]
+    token: Slot<Cow<'a, str>>,
+    acks: Slot<bool>,
+    #[serde(borrow)]
+    cid: Slot<Cow<'a, str>>,
+    count: Slot<i64>,
 }
 
 /// Keeps `"seq": null` as `Some(Null)` so that a ping's seq is echoed exactly as sent.
@@ -202,10 +239,33 @@ pub fn parse_request(frame: &[u8]) -> Result<Request<'_>, ParseError> {
 /// Picks and checks the fields that msgid `m` needs.
 fn build(m: i64, f: Fields<'_>) -> Result<Request<'_>, ParseError> {
     let req = match m {
-        msgid::LOGIN_MSG => Request::Login {
-            id: int(f.id, "id", m)?,
-            password: text(f.password, "password", m)?,
-        },
+        msgid::LOGIN_MSG => {
+            let id = int(f.id, "id", m)?;
+            let secret = match (f.password, f.token) {
+                (Slot::Absent, Slot::Absent) => return Err(bad_field("password", m)),
+                (password, Slot::Absent) => Secret::Password(text(password, "password", m)?),
+                (Slot::Absent, token) => {
+                    let token = text(token, "token", m)?;
+                    if token.len() != TOKEN_CHARS {
+                        return Err(ParseError::new(ErrorCode::BadValue, "token", Some(m)));
+                    }
+                    Secret::Token(token)
+                }
+                _ => {
+                    return Err(ParseError::new(
+                        ErrorCode::BadValue,
+                        "password and token",
+                        Some(m),
+                    ))
+                }
+            };
+            let acks = match f.acks {
+                Slot::Absent => false,
+                Slot::Got(acks) => acks,
+                Slot::Wrong => return Err(bad_field("acks", m)),
+            };
+            Request::Login { id, secret, acks }
+        }
         msgid::LOGINOUT_MSG => Request::Logout {
             id: int(f.id, "id", m)?,
         },
@@ -219,12 +279,10 @@ fn build(m: i64, f: Fields<'_>) -> Result<Request<'_>, ParseError> {
             Request::Register { name, password }
         }
         msgid::ONE_CHAT_MSG => {
-            let req = Request::OneChat {
-                id: int(f.id, "id", m)?,
-                toid: int(f.toid, "toid", m)?,
-            };
+            let (id, toid) = (int(f.id, "id", m)?, int(f.toid, "toid", m)?);
             chat_text(f.name, f.msg, f.time, m)?;
-            req
+            let cid = cid(f.cid, m)?;
+            Request::OneChat { id, toid, cid }
         }
         msgid::ADD_FRIEND_MSG => Request::AddFriend {
             id: int(f.id, "id", m)?,
@@ -252,12 +310,10 @@ fn build(m: i64, f: Fields<'_>) -> Result<Request<'_>, ParseError> {
             groupid: int(f.groupid, "groupid", m)?,
         },
         msgid::GROUP_CHAT_MSG => {
-            let req = Request::GroupChat {
-                id: int(f.id, "id", m)?,
-                groupid: int(f.groupid, "groupid", m)?,
-            };
+            let (id, groupid) = (int(f.id, "id", m)?, int(f.groupid, "groupid", m)?);
             chat_text(f.name, f.msg, f.time, m)?;
-            req
+            let cid = cid(f.cid, m)?;
+            Request::GroupChat { id, groupid, cid }
         }
         msgid::FRIEND_LIST_MSG => Request::FriendList {
             id: int(f.id, "id", m)?,
@@ -274,6 +330,13 @@ fn build(m: i64, f: Fields<'_>) -> Result<Request<'_>, ParseError> {
             friendid: int(f.friendid, "friendid", m)?,
         },
         msgid::PING_MSG => Request::Ping { seq: f.seq },
+        msgid::DELIVERY_ACK_MSG => {
+            let count = int(f.count, "count", m)?;
+            if count < 0 {
+                return Err(ParseError::new(ErrorCode::BadValue, "count", Some(m)));
+            }
+            Request::DeliveryAck { count }
+        }
         _ => return Err(ParseError::new(ErrorCode::UnknownMsgId, "", Some(m))),
     };
     Ok(req)
@@ -321,6 +384,16 @@ fn chat_text(
         return Err(bad_field("time", m));
     }
     Ok(())
+}
+
+/// A chat message's optional client id: a string of 1 to MAX_CID_BYTES bytes.
+fn cid<'a>(slot: Slot<Cow<'a, str>>, m: i64) -> Result<Option<Cow<'a, str>>, ParseError> {
+    match slot {
+        Slot::Absent => Ok(None),
+        Slot::Got(cid) if !cid.is_empty() && cid.len() <= MAX_CID_BYTES => Ok(Some(cid)),
+        Slot::Got(_) => Err(ParseError::new(ErrorCode::BadValue, "cid", Some(m))),
+        Slot::Wrong => Err(bad_field("cid", m)),
+    }
 }
 
 /// A name must be non-empty and at most `max` characters (not bytes: names may be Chinese).

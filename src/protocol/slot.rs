@@ -29,6 +29,9 @@ pub(crate) trait Pick<'de>: Sized {
     fn int(_v: i64) -> Slot<Self> {
         Slot::Wrong
     }
+    fn boolean(_v: bool) -> Slot<Self> {
+        Slot::Wrong
+    }
     /// A string borrowed straight from the frame (it had no escapes).
     fn borrowed_str(_v: &'de str) -> Slot<Self> {
         Slot::Wrong
@@ -41,6 +44,12 @@ pub(crate) trait Pick<'de>: Sized {
 
 impl Pick<'_> for i64 {
     fn int(v: i64) -> Slot<Self> {
+        Slot::Got(v)
+    }
+}
+
+impl Pick<'_> for bool {
+    fn boolean(v: bool) -> Slot<Self> {
         Slot::Got(v)
     }
 }
@@ -91,8 +100,8 @@ impl<'de, T: Pick<'de>> Visitor<'de> for SlotVisitor<T> {
         Ok(Slot::Wrong)
     }
 
-    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<Self::Value, E> {
-        Ok(Slot::Wrong)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(T::boolean(v))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {

@@ -76,6 +76,38 @@ pub struct Group {
     pub members: Vec<Member>,
 }
 
+/// What one [`Store::take_offline`] handed over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OfflineBatch {
+    pub messages: Vec<String>,
+    /// Messages are still stored for the user after this batch.
+    pub more: bool,
+}
+
+/// Rows read per query while filling a batch.
+pub(crate) const TAKE_PAGE: usize = 256;
+
+/// Picks the prefix of `rows` (id, text) that a batch of `max_bytes` takes: every row until
+/// the texts reach the budget (at least one). Returns how many.
+pub(crate) fn batch_prefix(
+    rows: &[(i64, String)],
+    max_bytes: usize,
+    taken_bytes: &mut usize,
+) -> usize {
+    let mut n = 0;
+    for (_, text) in rows {
+        if n > 0 && *taken_bytes >= max_bytes {
+            break;
+        }
+        *taken_bytes += text.len();
+        n += 1;
+        if *taken_bytes >= max_bytes {
+            break;
+        }
+    }
+    n
+}
+
 /// Outcome of [`Store::add_friend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FriendAdd {
@@ -133,10 +165,14 @@ pub trait Store: Send + Sync {
     /// Stores several messages in one transaction: all or none. Every recipient must exist,
     /// otherwise the whole batch fails with an error.
     fn store_offline_batch(&self, items: &[(UserId, &str)]) -> StoreResult<()>;
-    /// Hands over and deletes `user`'s stored messages, in arrival order. The read and the
-    /// delete are one transaction, so a message stored concurrently is either in this
-    /// result or still stored for the next take: never lost, never delivered twice.
-    fn take_offline(&self, user: UserId) -> StoreResult<Vec<String>>;
+    /// Hands over and deletes `user`'s oldest stored messages, in arrival order: whole
+    /// messages, until their text reaches `max_bytes` (at least one, however long). The read
+    /// and the delete are one transaction, so a message stored concurrently is either in
+    /// this result or still stored for the next take: never lost, never delivered twice.
+    fn take_offline(&self, user: UserId, max_bytes: usize) -> StoreResult<OfflineBatch>;
+    /// Stores `messages` for `user` ahead of what is stored for the user already (they are
+    /// older: taken and never delivered), in one transaction. False if `user` does not exist.
+    fn store_offline_front(&self, user: UserId, messages: &[&str]) -> StoreResult<bool>;
 }
 
 /// Opens a store from a URL: `sqlite:PATH` (e.g. `sqlite:data/chat.db`) or

@@ -9,8 +9,8 @@ use ::mysql::{
 };
 
 use super::{
-    Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member, Store,
-    StoreError, StoreResult, User, UserId,
+    batch_prefix, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
+    OfflineBatch, Store, StoreError, StoreResult, User, UserId, TAKE_PAGE,
 };
 
 const SCHEMA: &str = include_str!("../../sql/mysql.sql");
@@ -373,7 +373,44 @@ impl Store for MysqlStore {
         })
     }
 
-    fn take_offline(&self, user: UserId) -> StoreResult<Vec<String>> {
+    fn store_offline_front(&self, user: UserId, messages: &[&str]) -> StoreResult<bool> {
+        if messages.is_empty() {
+            return Ok(true);
+        }
+        self.retrying(|conn| {
+            let mut tx = conn.start_transaction(TxOpts::default())?;
+            // Locks the user's rows (and the gap after them), as take_offline does.
+            let exists: Option<i64> =
+                tx.exec_first("SELECT id FROM `user` WHERE id = ? FOR UPDATE", (user,))?;
+            if exists.is_none() {
+                tx.rollback()?;
+                return Ok(false);
+            }
+            let older: Vec<(i64, String)> = tx.exec(
+                "SELECT id, message FROM offlinemessage FORCE INDEX (userid) \
+                 WHERE userid = ? ORDER BY id FOR UPDATE",
+                (user,),
+            )?;
+            tx.exec_batch(
+                "INSERT INTO offlinemessage (userid, message) VALUES (?, ?)",
+                messages
+                    .iter()
+                    .map(|&m| (user, m))
+                    .chain(older.iter().map(|(_, m)| (user, m.as_str()))),
+            )?;
+            if let Some(&(last, _)) = older.last() {
+                tx.exec_drop(
+                    "DELETE m FROM offlinemessage m FORCE INDEX (userid) \
+                     WHERE m.userid = ? AND m.id <= ?",
+                    (user, last),
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn take_offline(&self, user: UserId, max_bytes: usize) -> StoreResult<OfflineBatch> {
         self.retrying(|conn| {
             // Repeatable read, whatever the server's default: its next-key locks are what
             // makes the delete below remove exactly the rows read.
@@ -391,12 +428,36 @@ impl Store for MysqlStore {
             // deadlock with their inserts (the insert holds its primary-key record and
             // waits for our gap lock). The delete uses the multi-table syntax because
             // that is where MySQL and MariaDB both accept an index hint.
-            let rows = decoded(tx.exec_opt::<(i64, String), _, _>(
-                "SELECT id, message FROM offlinemessage FORCE INDEX (userid) \
-                 WHERE userid = ? ORDER BY id FOR UPDATE",
-                (user,),
-            )?)?;
-            if let Some(&(last, _)) = rows.last() {
+            let mut taken: Vec<(i64, String)> = Vec::new();
+            let mut taken_bytes = 0;
+            let more = loop {
+                let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+                let page = decoded(tx.exec_opt::<(i64, String), _, _>(
+                    "SELECT id, message FROM offlinemessage FORCE INDEX (userid) \
+                     WHERE userid = ? AND id > ? ORDER BY id LIMIT ? FOR UPDATE",
+                    (user, after, TAKE_PAGE as u64),
+                )?)?;
+                let n = batch_prefix(&page, max_bytes, &mut taken_bytes);
+                let full_page = page.len() == TAKE_PAGE;
+                let cut = n < page.len();
+                taken.extend(page.into_iter().take(n));
+                if cut {
+                    break true;
+                }
+                if !full_page {
+                    break false;
+                }
+                if taken_bytes >= max_bytes {
+                    let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+                    let next: Option<i64> = tx.exec_first(
+                        "SELECT id FROM offlinemessage FORCE INDEX (userid) \
+                         WHERE userid = ? AND id > ? ORDER BY id LIMIT 1",
+                        (user, after),
+                    )?;
+                    break next.is_some();
+                }
+            };
+            if let Some(&(last, _)) = taken.last() {
                 tx.exec_drop(
                     "DELETE m FROM offlinemessage m FORCE INDEX (userid) \
                      WHERE m.userid = ? AND m.id <= ?",
@@ -404,7 +465,10 @@ impl Store for MysqlStore {
                 )?;
             }
             tx.commit()?;
-            Ok(rows.into_iter().map(|(_, message)| message).collect())
+            Ok(OfflineBatch {
+                messages: taken.into_iter().map(|(_, message)| message).collect(),
+                more,
+            })
         })
     }
 }

@@ -7,8 +7,8 @@ use rusqlite::{ffi, params, OptionalExtension, TransactionBehavior};
 
 use super::sqlite_pool::{ConnectionPool, PooledConnection};
 use super::{
-    Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member, Store,
-    StoreResult, User, UserId,
+    batch_prefix, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
+    OfflineBatch, Store, StoreResult, User, UserId, TAKE_PAGE,
 };
 
 const SCHEMA: &str = include_str!("../../sql/sqlite.sql");
@@ -280,7 +280,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn take_offline(&self, user: UserId) -> StoreResult<Vec<String>> {
+    fn take_offline(&self, user: UserId, max_bytes: usize) -> StoreResult<OfflineBatch> {
         let mut conn = self.conn()?;
         // Most logins find nothing: answer those without taking the write lock. A message
         // stored just after this check stays stored for the next take.
@@ -288,22 +288,90 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT 1 FROM offlinemessage WHERE userid = ?1 LIMIT 1")?
             .exists([user])?;
         if !any {
-            return Ok(Vec::new());
+            return Ok(OfflineBatch::default());
         }
         // IMMEDIATE takes the write lock before reading, so no insert lands between the
         // read and the delete, and no read-to-write upgrade can fail with SQLITE_BUSY.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows = tx
-            .prepare_cached("SELECT id, message FROM offlinemessage WHERE userid = ?1 ORDER BY id")?
-            .query_map([user], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(&(last, _)) = rows.last() {
+        let mut taken: Vec<(i64, String)> = Vec::new();
+        let mut taken_bytes = 0;
+        let more = loop {
+            let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+            let page = tx
+                .prepare_cached(
+                    "SELECT id, message FROM offlinemessage WHERE userid = ?1 AND id > ?2 \
+                     ORDER BY id LIMIT ?3",
+                )?
+                .query_map((user, after, TAKE_PAGE as i64), |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let n = batch_prefix(&page, max_bytes, &mut taken_bytes);
+            let full_page = page.len() == TAKE_PAGE;
+            let cut = n < page.len();
+            taken.extend(page.into_iter().take(n));
+            if cut {
+                break true;
+            }
+            if !full_page {
+                break false;
+            }
+            if taken_bytes >= max_bytes {
+                let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+                break tx
+                    .prepare_cached(
+                        "SELECT 1 FROM offlinemessage WHERE userid = ?1 AND id > ?2 LIMIT 1",
+                    )?
+                    .exists((user, after))?;
+            }
+        };
+        if let Some(&(last, _)) = taken.last() {
             tx.prepare_cached("DELETE FROM offlinemessage WHERE userid = ?1 AND id <= ?2")?
                 .execute([user, last])?;
         }
         tx.commit()?;
-        Ok(rows.into_iter().map(|(_, message)| message).collect())
+        Ok(OfflineBatch {
+            messages: taken.into_iter().map(|(_, message)| message).collect(),
+            more,
+        })
+    }
+
+    fn store_offline_front(&self, user: UserId, messages: &[&str]) -> StoreResult<bool> {
+        if messages.is_empty() {
+            return Ok(true);
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !tx
+            .prepare_cached("SELECT 1 FROM user WHERE id = ?1")?
+            .exists([user])?
+        {
+            return Ok(false);
+        }
+        // Ids give the order: the older rows move behind the new ones (same transaction, so
+        // no take sees them half moved).
+        let first_new: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM offlinemessage",
+            [],
+            |row| row.get(0),
+        )?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO offlinemessage (userid, message) VALUES (?1, ?2)")?;
+            for message in messages {
+                insert.execute(params![user, message])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO offlinemessage (userid, message) SELECT userid, message \
+             FROM offlinemessage WHERE userid = ?1 AND id < ?2 ORDER BY id",
+            [user, first_new],
+        )?;
+        tx.execute(
+            "DELETE FROM offlinemessage WHERE userid = ?1 AND id < ?2",
+            [user, first_new],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 }

@@ -284,6 +284,40 @@ pub fn assert_chatting(a: &mut Client, ida: i64, b: &mut Client, idb: i64, tag: 
 }
 
 /// A unique name for this test run.
+/// A delivered chat frame without the server's message id the server put first
+/// (`{"mid":N,...` → `{...`): the rest is the sender's frame byte for byte.
+pub fn strip_mid(raw: &str) -> String {
+    let rest = raw
+        .strip_prefix("{\"mid\":")
+        .unwrap_or_else(|| panic!("no mid first in {raw}"));
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    assert!(digits > 0, "mid is a number: {raw}");
+    match &rest[digits..] {
+        "}" => "{}".to_owned(),
+        more => format!(
+            "{{{}",
+            more.strip_prefix(',').expect("a comma after the mid")
+        ),
+    }
+}
+
+/// A login ack's offline messages, each without its server message id.
+pub fn offline_without_mids(ack: &Value) -> Vec<String> {
+    ack["offlinemsg"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|m| strip_mid(m.as_str().expect("offline messages are strings")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The server's message id of a delivered chat frame.
+pub fn mid_of(v: &Value) -> u64 {
+    v["mid"].as_u64().unwrap_or_else(|| panic!("no mid in {v}"))
+}
+
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}_{}",

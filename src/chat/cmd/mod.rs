@@ -4,4 +4,3 @@ pub(crate) mod account;
 pub(crate) mod chat;
 pub(crate) mod contacts;
 pub(crate) mod groups;
-pub(crate) mod idle;

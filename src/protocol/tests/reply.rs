@@ -42,7 +42,14 @@ fn sample_groups() -> Vec<GroupView<'static>> {
 
 #[test]
 fn login_ok_without_extras_omits_the_arrays() {
-    let v = parse(&reply::login_ok::<&str>(13, "zhang san", &[], &[], &[]));
+    let v = parse(&reply::login_ok::<&str>(
+        13,
+        "zhang san",
+        Default::default(),
+        &[],
+        &[],
+        &[],
+    ));
     assert_eq!(v, json!({"msgid":2,"errno":0,"id":13,"name":"zhang san"}));
 }
 
@@ -59,6 +66,7 @@ fn login_ok_nests_json_texts_in_strings() {
     let v = parse(&reply::login_ok(
         13,
         "zhang san",
+        reply::LoginExtras::default(),
         &offline,
         &friends,
         &sample_groups(),

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::json;
 
-use crate::protocol::{parse_request, ErrorCode, ParseError, Request};
+use crate::protocol::{parse_request, ErrorCode, ParseError, Request, Secret};
 
 fn ok(frame: &str) -> Request<'_> {
     match parse_request(frame.as_bytes()) {
@@ -36,7 +36,8 @@ fn every_msgid_parses() {
             r#"{"msgid":1,"id":13,"password":"123456"}"#,
             Request::Login {
                 id: 13,
-                password: "123456".into(),
+                secret: Secret::Password("123456".into()),
+                acks: false,
             },
         ),
         (r#"{"msgid":3,"id":13}"#, Request::Logout { id: 13 }),
@@ -49,7 +50,11 @@ fn every_msgid_parses() {
         ),
         (
             r#"{"msgid":6,"id":13,"name":"zhang san","toid":15,"msg":"hello","time":"2024-01-01 10:00:00"}"#,
-            Request::OneChat { id: 13, toid: 15 },
+            Request::OneChat {
+                id: 13,
+                toid: 15,
+                cid: None,
+            },
         ),
         (
             r#"{"msgid":7,"id":13,"friendid":15}"#,
@@ -72,7 +77,11 @@ fn every_msgid_parses() {
         ),
         (
             r#"{"msgid":10,"id":13,"name":"zhang san","groupid":2,"msg":"hi all","time":"t"}"#,
-            Request::GroupChat { id: 13, groupid: 2 },
+            Request::GroupChat {
+                id: 13,
+                groupid: 2,
+                cid: None,
+            },
         ),
         (r#"{"msgid":16,"id":13}"#, Request::FriendList { id: 13 }),
         (r#"{"msgid":18,"id":13}"#, Request::GroupList { id: 13 }),
@@ -111,7 +120,14 @@ fn every_msgid_parses() {
 #[test]
 fn msgid_may_come_anywhere_and_extra_fields_are_ignored() {
     let req = ok(r#" {"id":13,"extra":{"deep":[1,2,{"x":null}]},"toid":15,"msg":"m","msgid":6} "#);
-    assert_eq!(req, Request::OneChat { id: 13, toid: 15 });
+    assert_eq!(
+        req,
+        Request::OneChat {
+            id: 13,
+            toid: 15,
+            cid: None
+        }
+    );
 }
 
 #[test]
@@ -238,11 +254,19 @@ fn missing_or_mistyped_fields_are_named() {
 fn chat_name_and_time_are_optional() {
     assert_eq!(
         ok(r#"{"msgid":6,"id":1,"toid":2,"msg":""}"#),
-        Request::OneChat { id: 1, toid: 2 }
+        Request::OneChat {
+            id: 1,
+            toid: 2,
+            cid: None
+        }
     );
     assert_eq!(
         ok(r#"{"msgid":10,"id":1,"groupid":2,"msg":"x"}"#),
-        Request::GroupChat { id: 1, groupid: 2 }
+        Request::GroupChat {
+            id: 1,
+            groupid: 2,
+            cid: None
+        }
     );
 }
 
@@ -331,7 +355,14 @@ fn escaped_and_non_ascii_strings_round_trip() {
     }
     let frame =
         r#"{"msgid":6,"id":1,"toid":2,"name":"\u5f20","msg":"多字节 \"esc\" {}","time":"\t"}"#;
-    assert_eq!(ok(frame), Request::OneChat { id: 1, toid: 2 });
+    assert_eq!(
+        ok(frame),
+        Request::OneChat {
+            id: 1,
+            toid: 2,
+            cid: None
+        }
+    );
 }
 
 #[test]
@@ -363,7 +394,7 @@ fn parse_error_displays_code_and_detail() {
 #[test]
 fn error_codes_are_numbered_as_documented() {
     let codes: Vec<i64> = ErrorCode::ALL.iter().map(|c| c.code()).collect();
-    assert_eq!(codes, (1..=20).collect::<Vec<_>>());
+    assert_eq!(codes, (1..=22).collect::<Vec<_>>());
     assert_eq!(ErrorCode::BadValue.message(), "invalid value");
     assert_eq!(ErrorCode::FrameTooLarge.code(), 11);
 }
