@@ -2,7 +2,7 @@
 //! reader catches up; and the copies a connection never delivered, stored ahead of it.
 
 use super::conn_state::ChatConn;
-use super::delivery::{outgoing, stored_text, Delivery, Parcel};
+use super::delivery::{stored_copies, stored_text, Delivery, Parcel};
 use super::outbound;
 use crate::ids::{ConnId, UserId};
 use crate::net::EventLoop;
@@ -98,10 +98,7 @@ impl Delivery {
                 return;
             }
         };
-        let copies = batch
-            .messages
-            .iter()
-            .map(|text| (user, Parcel::local(outgoing(text.as_bytes()))));
+        let copies = stored_copies(user, &batch.messages);
         let still_session = match lp.context_mut::<ChatConn>(conn) {
             Some(c) if c.user == Some(user) => {
                 c.backlog.taking = false;
@@ -115,7 +112,7 @@ impl Delivery {
         };
         if !still_session {
             // The session ended while the batch was out: it goes back where it was, first.
-            return self.store_front(copies.collect());
+            return self.store_front(copies);
         }
         for (user, parcel) in copies {
             // The oldest of the backlog: straight to the connection, past the high-water check.

@@ -48,6 +48,14 @@ pub(crate) fn outgoing(frame: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Messages taken from the store for `user`, as copies to hand to the session, in order.
+pub(crate) fn stored_copies(user: UserId, messages: &[String]) -> Vec<(UserId, Parcel)> {
+    messages
+        .iter()
+        .map(|text| (user, Parcel::local(outgoing(text.as_bytes()))))
+        .collect()
+}
+
 /// One recipient's copy of a frame; a copy from another server carries the receipt that
 /// settles it with its sender once written or stored.
 pub(crate) struct Parcel {

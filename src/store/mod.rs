@@ -89,11 +89,7 @@ pub(crate) const TAKE_PAGE: usize = 256;
 
 /// Picks the prefix of `rows` (id, text) that a batch of `max_bytes` takes: every row until
 /// the texts reach the budget (at least one). Returns how many.
-pub(crate) fn batch_prefix(
-    rows: &[(i64, String)],
-    max_bytes: usize,
-    taken_bytes: &mut usize,
-) -> usize {
+fn batch_prefix(rows: &[(i64, String)], max_bytes: usize, taken_bytes: &mut usize) -> usize {
     let mut n = 0;
     for (_, text) in rows {
         if n > 0 && *taken_bytes >= max_bytes {
@@ -106,6 +102,35 @@ pub(crate) fn batch_prefix(
         }
     }
     n
+}
+
+/// The rows (id, text) one take hands over, oldest first, and whether more stay stored.
+/// `rows(after, limit)` reads up to `limit` of the user's rows with an id past `after`, in
+/// id order, inside the backend's transaction.
+pub(crate) fn fill_batch<E>(
+    max_bytes: usize,
+    mut rows: impl FnMut(i64, usize) -> Result<Vec<(i64, String)>, E>,
+) -> Result<(Vec<(i64, String)>, bool), E> {
+    let mut taken: Vec<(i64, String)> = Vec::new();
+    let mut taken_bytes = 0;
+    loop {
+        let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+        let page = rows(after, TAKE_PAGE)?;
+        let n = batch_prefix(&page, max_bytes, &mut taken_bytes);
+        let (full_page, cut) = (page.len() == TAKE_PAGE, n < page.len());
+        taken.extend(page.into_iter().take(n));
+        if cut {
+            return Ok((taken, true));
+        }
+        if !full_page {
+            return Ok((taken, false));
+        }
+        if taken_bytes >= max_bytes {
+            let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
+            let more = !rows(after, 1)?.is_empty();
+            return Ok((taken, more));
+        }
+    }
 }
 
 /// Outcome of [`Store::add_friend`].

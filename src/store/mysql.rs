@@ -5,12 +5,12 @@ use std::time::Duration;
 use ::mysql::prelude::{FromRow, Queryable};
 use ::mysql::{
     Conn, DriverError, Error as MysqlError, FromRowError, IsolationLevel, Opts, OptsBuilder, Pool,
-    PoolConstraints, PoolOpts, PooledConn, TxOpts,
+    PoolConstraints, PoolOpts, PooledConn, Transaction, TxOpts,
 };
 
 use super::{
-    batch_prefix, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
-    OfflineBatch, Store, StoreError, StoreResult, User, UserId, TAKE_PAGE,
+    fill_batch, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
+    OfflineBatch, Store, StoreError, StoreResult, User, UserId,
 };
 
 const SCHEMA: &str = include_str!("../../sql/mysql.sql");
@@ -399,11 +399,7 @@ impl Store for MysqlStore {
                     .chain(older.iter().map(|(_, m)| (user, m.as_str()))),
             )?;
             if let Some(&(last, _)) = older.last() {
-                tx.exec_drop(
-                    "DELETE m FROM offlinemessage m FORCE INDEX (userid) \
-                     WHERE m.userid = ? AND m.id <= ?",
-                    (user, last),
-                )?;
+                delete_through(&mut tx, user, last)?;
             }
             tx.commit()?;
             Ok(true)
@@ -428,41 +424,15 @@ impl Store for MysqlStore {
             // deadlock with their inserts (the insert holds its primary-key record and
             // waits for our gap lock). The delete uses the multi-table syntax because
             // that is where MySQL and MariaDB both accept an index hint.
-            let mut taken: Vec<(i64, String)> = Vec::new();
-            let mut taken_bytes = 0;
-            let more = loop {
-                let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
-                let page = decoded(tx.exec_opt::<(i64, String), _, _>(
+            let (taken, more) = fill_batch(max_bytes, |after, limit| {
+                decoded(tx.exec_opt::<(i64, String), _, _>(
                     "SELECT id, message FROM offlinemessage FORCE INDEX (userid) \
                      WHERE userid = ? AND id > ? ORDER BY id LIMIT ? FOR UPDATE",
-                    (user, after, TAKE_PAGE as u64),
-                )?)?;
-                let n = batch_prefix(&page, max_bytes, &mut taken_bytes);
-                let full_page = page.len() == TAKE_PAGE;
-                let cut = n < page.len();
-                taken.extend(page.into_iter().take(n));
-                if cut {
-                    break true;
-                }
-                if !full_page {
-                    break false;
-                }
-                if taken_bytes >= max_bytes {
-                    let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
-                    let next: Option<i64> = tx.exec_first(
-                        "SELECT id FROM offlinemessage FORCE INDEX (userid) \
-                         WHERE userid = ? AND id > ? ORDER BY id LIMIT 1",
-                        (user, after),
-                    )?;
-                    break next.is_some();
-                }
-            };
+                    (user, after, limit as u64),
+                )?)
+            })?;
             if let Some(&(last, _)) = taken.last() {
-                tx.exec_drop(
-                    "DELETE m FROM offlinemessage m FORCE INDEX (userid) \
-                     WHERE m.userid = ? AND m.id <= ?",
-                    (user, last),
-                )?;
+                delete_through(&mut tx, user, last)?;
             }
             tx.commit()?;
             Ok(OfflineBatch {
@@ -471,6 +441,17 @@ impl Store for MysqlStore {
             })
         })
     }
+}
+
+/// Deletes `user`'s stored messages up to id `last`, pinned to the (userid, id) index (see
+/// `take_offline` for why the pin and the multi-table syntax).
+fn delete_through(tx: &mut Transaction<'_>, user: UserId, last: i64) -> StoreResult<()> {
+    tx.exec_drop(
+        "DELETE m FROM offlinemessage m FORCE INDEX (userid) \
+         WHERE m.userid = ? AND m.id <= ?",
+        (user, last),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

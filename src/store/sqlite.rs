@@ -7,8 +7,8 @@ use rusqlite::{ffi, params, OptionalExtension, TransactionBehavior};
 
 use super::sqlite_pool::{ConnectionPool, PooledConnection};
 use super::{
-    batch_prefix, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
-    OfflineBatch, Store, StoreResult, User, UserId, TAKE_PAGE,
+    fill_batch, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
+    OfflineBatch, Store, StoreResult, User, UserId,
 };
 
 const SCHEMA: &str = include_str!("../../sql/sqlite.sql");
@@ -293,38 +293,16 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock before reading, so no insert lands between the
         // read and the delete, and no read-to-write upgrade can fail with SQLITE_BUSY.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut taken: Vec<(i64, String)> = Vec::new();
-        let mut taken_bytes = 0;
-        let more = loop {
-            let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
-            let page = tx
-                .prepare_cached(
-                    "SELECT id, message FROM offlinemessage WHERE userid = ?1 AND id > ?2 \
-                     ORDER BY id LIMIT ?3",
-                )?
-                .query_map((user, after, TAKE_PAGE as i64), |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let n = batch_prefix(&page, max_bytes, &mut taken_bytes);
-            let full_page = page.len() == TAKE_PAGE;
-            let cut = n < page.len();
-            taken.extend(page.into_iter().take(n));
-            if cut {
-                break true;
-            }
-            if !full_page {
-                break false;
-            }
-            if taken_bytes >= max_bytes {
-                let after = taken.last().map_or(i64::MIN, |&(id, _)| id);
-                break tx
-                    .prepare_cached(
-                        "SELECT 1 FROM offlinemessage WHERE userid = ?1 AND id > ?2 LIMIT 1",
-                    )?
-                    .exists((user, after))?;
-            }
-        };
+        let (taken, more) = fill_batch(max_bytes, |after, limit| {
+            tx.prepare_cached(
+                "SELECT id, message FROM offlinemessage WHERE userid = ?1 AND id > ?2 \
+                 ORDER BY id LIMIT ?3",
+            )?
+            .query_map((user, after, limit as i64), |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })?;
         if let Some(&(last, _)) = taken.last() {
             tx.prepare_cached("DELETE FROM offlinemessage WHERE userid = ?1 AND id <= ?2")?
                 .execute([user, last])?;

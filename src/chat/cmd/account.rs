@@ -2,7 +2,7 @@
 
 use crate::chat::cmd::contacts::friend_views;
 use crate::chat::conn_state::ChatConn;
-use crate::chat::delivery::{outgoing, Parcel};
+use crate::chat::delivery::stored_copies;
 use crate::chat::outbound::{self, Dialect};
 use crate::chat::outcome::{JobResult, Outcome, Refusal};
 use crate::chat::service::ChatService;
@@ -211,10 +211,7 @@ fn finish_login(
     ack: Vec<u8>,
     (offline, in_ack): (OfflineBatch, usize),
 ) {
-    let copies = offline
-        .messages
-        .iter()
-        .map(|text| (user, Parcel::local(outgoing(text.as_bytes()))));
+    let mut copies = stored_copies(user, &offline.messages);
     let held = match lp.context_mut::<ChatConn>(conn) {
         Some(c) if c.pending_login == Some(user) => {
             c.pending_login = None;
@@ -227,12 +224,11 @@ fn finish_login(
             // The connection left while the login was being checked: undo the claim and put
             // the messages it took back in the store, where they were.
             svc.release_session(user, conn);
-            svc.delivery.store_front(copies.collect());
+            svc.delivery.store_front(copies);
             return;
         }
     };
     watchdog::logged_in(svc, lp, conn);
-    let mut copies: Vec<_> = copies.collect();
     let after_ack = copies.split_off(in_ack.min(copies.len()));
     outbound::reply_carrying(lp, conn, &ack, copies);
     for (user, parcel) in after_ack {
