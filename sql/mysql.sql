@@ -49,3 +49,14 @@ CREATE TABLE IF NOT EXISTS `offlinemessage` (
     KEY `userid` (`userid`, `id`),
     CONSTRAINT `offlinemessage_user` FOREIGN KEY (`userid`) REFERENCES `user` (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Resume tokens (a login with one skips the password hash). Only a SHA-256 digest of each
+-- token is kept, so a copy of the database gives no way in. `expires` is Unix seconds.
+CREATE TABLE IF NOT EXISTS `resumetoken` (
+    `digest`  BINARY(32) NOT NULL,
+    `userid`  INT NOT NULL,
+    `expires` BIGINT NOT NULL,
+    PRIMARY KEY (`digest`),
+    KEY `userid` (`userid`),
+    CONSTRAINT `resumetoken_user` FOREIGN KEY (`userid`) REFERENCES `user` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

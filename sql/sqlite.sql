@@ -39,3 +39,13 @@ CREATE TABLE IF NOT EXISTS offlinemessage (
 );
 
 CREATE INDEX IF NOT EXISTS offlinemessage_userid ON offlinemessage(userid, id);
+
+-- Resume tokens (a login with one skips the password hash). Only a SHA-256 digest of each
+-- token is kept, so a copy of the database gives no way in.
+CREATE TABLE IF NOT EXISTS resumetoken (
+    digest  BLOB PRIMARY KEY,
+    userid  INTEGER NOT NULL REFERENCES user(id),
+    expires INTEGER NOT NULL                       -- Unix seconds
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS resumetoken_userid ON resumetoken(userid);

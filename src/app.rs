@@ -34,7 +34,7 @@ pub fn run(config: Config) -> Result<(), String> {
         output_high_water: config.output_high_water,
         slow_reader_deadline: config.slow_reader_deadline,
         heartbeat: config.heartbeat,
-        ..ChatConfig::default()
+        token_ttl: config.token_ttl,
     };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {
@@ -74,10 +74,17 @@ pub fn run(config: Config) -> Result<(), String> {
     );
 
     let stop_svc = svc.clone();
+    let mut server = Some(server);
     base.watch_signals(&signals, move |lp, signal| {
+        let Some(server) = server.take() else {
+            log::info!("{signal:?}: already stopping");
+            return;
+        };
         log::info!("{signal:?}: stopping (in-flight output gets {STOP_GRACE:?})");
         stop_svc.begin_stop();
-        server.stop(lp, STOP_GRACE);
+        // Queued behind the shutdown notices begin_stop queued on every loop, this one too.
+        lp.handle()
+            .queue_in_loop(move |lp| server.stop(lp, STOP_GRACE));
     })
     .map_err(|e| format!("signalfd: {e}"))?;
 

@@ -31,6 +31,8 @@ pub struct Config {
     /// Heartbeat to a silent modern client after the first, close the second later if it
     /// stays silent. None: off.
     pub heartbeat: Option<(Duration, Duration)>,
+    /// How long a resume token stays good; zero: no tokens.
+    pub token_ttl: Duration,
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
     pub argon2_p_cost: u32,
@@ -57,6 +59,7 @@ impl Default for Config {
             output_high_water: crate::chat::DEFAULT_OUTPUT_HIGH_WATER,
             slow_reader_deadline: crate::chat::DEFAULT_SLOW_READER_DEADLINE,
             heartbeat: Some(crate::chat::DEFAULT_HEARTBEAT),
+            token_ttl: crate::chat::DEFAULT_TOKEN_TTL,
             argon2_m_cost_kib: 19 * 1024,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
@@ -90,6 +93,8 @@ usage: server [IP PORT] [options]
   --heartbeat-interval-secs S  send a heartbeat to a modern client silent for S seconds
                            (default 25; 0: no heartbeats)
   --heartbeat-timeout-secs S   and close it if still silent S seconds later (default 8)
+  --resume-token-ttl-secs S    a modern client's login ack carries a resume token good for
+                           S seconds, until logout (default 604800, 7 days; 0: no tokens)
   --argon2-m-cost-kib K    password hashing memory cost (default 19456)
   --argon2-t-cost T        password hashing iterations (default 2)
   --argon2-p-cost P        password hashing lanes (default 1)
@@ -202,6 +207,7 @@ impl Config {
                     heartbeat.1 = timeout;
                 }
             }
+            "resume-token-ttl-secs" => self.token_ttl = seconds(value).map_err(invalid)?,
             "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(value).map_err(invalid)?,
             "argon2-t-cost" => self.argon2_t_cost = parse(value).map_err(invalid)?,
             "argon2-p-cost" => self.argon2_p_cost = parse(value).map_err(invalid)?,

@@ -94,6 +94,7 @@ suite!(
     offline_to_missing_user,
     offline_batch,
     concurrent_stores_during_takes_lose_nothing,
+    resume_tokens,
 );
 
 /// Takes every message stored for `u` in one batch.
@@ -394,6 +395,36 @@ fn offline_put_back_goes_first(store: &dyn Store) {
     assert!(store.store_offline_front(u, &["x"]).expect("front"));
     assert_eq!(take_all(store, u).expect("take"), ["x"]);
     assert!(!store.store_offline_front(4242, &["x"]).expect("front"));
+}
+
+fn resume_tokens(store: &dyn Store) {
+    let (a, b) = (user(store, "tok_a"), user(store, "tok_b"));
+    let (one, two, gone) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let now = 1_000_000;
+    assert!(store.put_token(a, &one, now + 60, now).unwrap());
+    assert!(
+        store.put_token(a, &two, now + 120, now).unwrap(),
+        "several per user"
+    );
+    assert!(store.put_token(b, &gone, now + 10, now).unwrap());
+    assert_eq!(store.token_user(&one, now).unwrap(), Some(a));
+    assert_eq!(store.token_user(&two, now).unwrap(), Some(a));
+    assert_eq!(store.token_user(&gone, now).unwrap(), Some(b));
+    assert_eq!(store.token_user(&[9u8; 32], now).unwrap(), None, "unknown");
+    assert_eq!(store.token_user(&gone, now + 10).unwrap(), None, "expired");
+    store.drop_token(&one).unwrap();
+    store.drop_token(&one).unwrap();
+    assert_eq!(store.token_user(&one, now).unwrap(), None, "revoked");
+    assert_eq!(store.token_user(&two, now).unwrap(), Some(a), "others stay");
+    // A new token for b clears b's expired one (its digest may then be reused).
+    assert!(store.put_token(b, &[4u8; 32], now + 500, now + 20).unwrap());
+    assert!(store.put_token(a, &gone, now + 500, now + 20).unwrap());
+    assert_eq!(store.token_user(&gone, now + 20).unwrap(), Some(a));
+    assert!(
+        !store.put_token(999_999, &[5u8; 32], now + 60, now).unwrap(),
+        "no such user"
+    );
+    assert_eq!(store.token_user(&[5u8; 32], now).unwrap(), None);
 }
 
 fn offline_to_missing_user(store: &dyn Store) {

@@ -2,6 +2,7 @@
 
 use super::delivery::{Backlog, Parcel};
 use super::outbound::{Dialect, Pacer};
+use super::resume_token::TokenDigest;
 use super::service::ChatConfig;
 use super::unconfirmed::Unconfirmed;
 use super::watchdog::Watch;
@@ -21,6 +22,9 @@ pub(crate) struct ChatConn {
     /// Chat copies handed to the connection and not yet written (or, for an acking client,
     /// acknowledged): what its end must store.
     pub(crate) unconfirmed: Unconfirmed,
+    /// Digest of the session's resume token, revoked at logout (kept when the connection
+    /// just drops: that is when the client needs it).
+    pub(crate) token: Option<TokenDigest>,
     /// Older messages for this session wait in the store (delivery.rs).
     pub(crate) backlog: Backlog,
     /// A login is being checked on a store worker for this user; the session is (or is about
@@ -46,6 +50,7 @@ impl ChatConn {
             user: None,
             acks: false,
             unconfirmed: Unconfirmed::default(),
+            token: None,
             backlog: Backlog::default(),
             pending_login: None,
             held: Vec::new(),

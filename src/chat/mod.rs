@@ -17,6 +17,7 @@ mod mid;
 mod outbound;
 mod outcome;
 mod recent_cids;
+mod resume_token;
 mod service;
 mod sessions;
 mod unconfirmed;

@@ -14,7 +14,7 @@ use super::workers::StoreWorkers;
 use crate::cluster::{Bus, BusEvents, Origin, RemoteDelivery};
 use crate::ids::{ConnId, GroupId, UserId};
 use crate::net::{EventLoop, LoopHandle};
-use crate::protocol::ErrorCode;
+use crate::protocol::{reply, ErrorCode};
 use crate::store::{PasswordHasher, Store};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -144,8 +144,23 @@ impl ChatService {
     }
 
     /// Start of a graceful stop: no more offline batches leave the store.
+    ///
+    /// Every connection is told (SHUTDOWN_MSG) so that clients reconnect, through the
+    /// balancer, to a server that stays; the notice is queued on each loop ahead of whatever
+    /// the caller queues there next (the drain).
     pub fn begin_stop(&self) {
         self.delivery.begin_stop();
+        let notice = reply::shutdown_notice();
+        for handle in self.loops.all() {
+            let notice = notice.clone();
+            handle.queue_in_loop(move |lp| {
+                for conn in lp.connection_ids() {
+                    if lp.context_mut::<ChatConn>(conn).is_some() {
+                        outbound::reply(lp, conn, &notice);
+                    }
+                }
+            });
+        }
     }
 
     /// End of a graceful stop, after the loops ended: finish queued store jobs.

@@ -24,5 +24,5 @@ mod tests;
 
 pub use error_code::ErrorCode;
 pub use framer::{Frame, FrameError, FrameInput, Framer, Scan, DEFAULT_MAX_FRAME};
-pub use request::{parse_request, ParseError, Request, Secret};
+pub use request::{parse_request, ParseError, Request, Secret, TOKEN_CHARS};
 pub use view::{FriendView, GroupView, MemberView};

@@ -6,6 +6,7 @@
 
 mod error;
 mod mysql;
+mod mysql_schema;
 pub mod password;
 mod sqlite;
 mod sqlite_pool;
@@ -198,6 +199,13 @@ pub trait Store: Send + Sync {
     /// Stores `messages` for `user` ahead of what is stored for the user already (they are
     /// older: taken and never delivered), in one transaction. False if `user` does not exist.
     fn store_offline_front(&self, user: UserId, messages: &[&str]) -> StoreResult<bool>;
+    /// Keeps a resume token's digest for `user` until `expires` (Unix seconds), and forgets
+    /// the user's tokens that expired by `now`. False if `user` does not exist.
+    fn put_token(&self, user: UserId, digest: &[u8], expires: i64, now: i64) -> StoreResult<bool>;
+    /// Whose token this digest is, if it is known and has not expired by `now`.
+    fn token_user(&self, digest: &[u8], now: i64) -> StoreResult<Option<UserId>>;
+    /// Forgets a token (logout); forgetting an unknown one is not an error.
+    fn drop_token(&self, digest: &[u8]) -> StoreResult<()>;
 }
 
 /// Opens a store from a URL: `sqlite:PATH` (e.g. `sqlite:data/chat.db`) or

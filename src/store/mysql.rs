@@ -8,6 +8,7 @@ use ::mysql::{
     PoolConstraints, PoolOpts, PooledConn, Transaction, TxOpts,
 };
 
+use super::mysql_schema::schema_statements;
 use super::{
     fill_batch, Contact, FriendAdd, Group, GroupId, GroupJoin, GroupLeave, GroupRole, Member,
     OfflineBatch, Store, StoreError, StoreResult, User, UserId,
@@ -130,28 +131,6 @@ fn decoded_first<T: FromRow>(row: Option<Result<T, FromRowError>>) -> StoreResul
 fn inserted_id(id: Option<u64>) -> StoreResult<i64> {
     let id = id.ok_or_else(|| StoreError::Corrupt("INSERT generated no id".into()))?;
     i64::try_from(id).map_err(|_| StoreError::Corrupt(format!("insert id {id} out of range")))
-}
-
-/// Splits the schema file into statements: each ends with `;` at the end of a line, and
-/// chunks holding only `--` comments are skipped.
-fn schema_statements(schema: &str) -> Vec<String> {
-    let mut statements = Vec::new();
-    let mut current = String::new();
-    for line in schema.lines() {
-        let code = line.trim();
-        if code.starts_with("--") && current.trim().is_empty() {
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-        if code.ends_with(';') {
-            statements.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.trim().is_empty() {
-        statements.push(current);
-    }
-    statements
 }
 
 impl Store for MysqlStore {
@@ -441,6 +420,38 @@ impl Store for MysqlStore {
             })
         })
     }
+
+    fn put_token(&self, user: UserId, digest: &[u8], expires: i64, now: i64) -> StoreResult<bool> {
+        self.retrying(|conn| {
+            let mut tx = conn.start_transaction(TxOpts::default())?;
+            tx.exec_drop(
+                "DELETE FROM resumetoken WHERE userid = ? AND expires <= ?",
+                (user, now),
+            )?;
+            tx.exec_drop(
+                "INSERT INTO resumetoken (digest, userid, expires) \
+                 SELECT ?, id, ? FROM `user` WHERE id = ?",
+                (digest, expires, user),
+            )?;
+            let stored = tx.affected_rows() > 0;
+            tx.commit()?;
+            Ok(stored)
+        })
+    }
+
+    fn token_user(&self, digest: &[u8], now: i64) -> StoreResult<Option<UserId>> {
+        let row = self.conn()?.exec_first_opt(
+            "SELECT userid FROM resumetoken WHERE digest = ? AND expires > ?",
+            (digest, now),
+        )?;
+        decoded_first(row)
+    }
+
+    fn drop_token(&self, digest: &[u8]) -> StoreResult<()> {
+        self.retrying(|conn| {
+            Ok(conn.exec_drop("DELETE FROM resumetoken WHERE digest = ?", (digest,))?)
+        })
+    }
 }
 
 /// Deletes `user`'s stored messages up to id `last`, pinned to the (userid, id) index (see
@@ -452,18 +463,4 @@ fn delete_through(tx: &mut Transaction<'_>, user: UserId, last: i64) -> StoreRes
         (user, last),
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::schema_statements;
-
-    #[test]
-    fn schema_splits_into_create_tables() {
-        let statements = schema_statements(super::SCHEMA);
-        assert_eq!(statements.len(), 5);
-        assert!(statements
-            .iter()
-            .all(|s| s.trim_start().starts_with("CREATE TABLE IF NOT EXISTS")));
-    }
 }

@@ -352,4 +352,34 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(true)
     }
+
+    fn put_token(&self, user: UserId, digest: &[u8], expires: i64, now: i64) -> StoreResult<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached("DELETE FROM resumetoken WHERE userid = ?1 AND expires <= ?2")?
+            .execute(params![user, now])?;
+        let stored = tx
+            .prepare_cached(
+                "INSERT INTO resumetoken (digest, userid, expires) SELECT ?1, id, ?3 FROM user \
+                 WHERE id = ?2",
+            )?
+            .execute(params![digest, user, expires])?;
+        tx.commit()?;
+        Ok(stored > 0)
+    }
+
+    fn token_user(&self, digest: &[u8], now: i64) -> StoreResult<Option<UserId>> {
+        Ok(self
+            .conn()?
+            .prepare_cached("SELECT userid FROM resumetoken WHERE digest = ?1 AND expires > ?2")?
+            .query_row(params![digest, now], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn drop_token(&self, digest: &[u8]) -> StoreResult<()> {
+        self.conn()?
+            .prepare_cached("DELETE FROM resumetoken WHERE digest = ?1")?
+            .execute([digest])?;
+        Ok(())
+    }
 }

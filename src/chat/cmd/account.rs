@@ -5,6 +5,7 @@ use crate::chat::conn_state::ChatConn;
 use crate::chat::delivery::stored_copies;
 use crate::chat::outbound::{self, Dialect};
 use crate::chat::outcome::{JobResult, Outcome, Refusal};
+use crate::chat::resume_token::{self, new_token, unix_now, TokenDigest};
 use crate::chat::service::ChatService;
 use crate::chat::unconfirmed::AckTooHigh;
 use crate::chat::watchdog;
@@ -55,17 +56,62 @@ pub(crate) fn login(
         return;
     };
     let how = AckForm::of(c.dialect, acks);
-    let Secret::Password(password) = secret else {
-        // Resume tokens are parsed but not issued yet (issue 11 left that part unfinished).
-        let detail = Some("resume tokens are not supported by this server yet");
-        let refusal = reply::refusal(ErrorCode::BadValue, detail, Some(LOGIN_MSG));
-        return outbound::reply(lp, conn, &refusal);
-    };
+    // The seeds' client has no use for a token, and its ack has no room to spare.
+    let tokens = c.dialect != Dialect::Seeds && !svc.config.token_ttl.is_zero();
     c.pending_login = Some(user);
     // Keyed by the user: stores for this user that were queued earlier land before the take.
     svc.run_busy(lp, conn, user, LOGIN_MSG, move |svc, store| {
-        login_job(svc, store, conn, user, &password, how)
+        let proof = match prove(svc, store, user, &secret, tokens)? {
+            Some(proof) => proof,
+            None => return Ok(Outcome::Reply(reply::login_invalid())),
+        };
+        login_job(svc, store, conn, user, proof, how)
     });
+}
+
+/// A login's credentials, checked: the resume token its session holds (issued now for a
+/// password login, or the one it came with), if any.
+struct Proof {
+    token: Option<(String, TokenDigest)>,
+    /// The token is new: the store keeps it once the session is claimed.
+    fresh: bool,
+}
+
+/// Checks the password or the resume token. `None` when they do not match: the same answer
+/// for an unknown user, a wrong password, and an unknown or expired token.
+fn prove(
+    svc: &ChatService,
+    store: &dyn Store,
+    user: UserId,
+    secret: &Secret<'_>,
+    tokens: bool,
+) -> Result<Option<Proof>, Refusal> {
+    let now = unix_now();
+    match secret {
+        Secret::Password(password) => {
+            let Some(record) = store.user(user)? else {
+                return Ok(None);
+            };
+            if !svc.hasher.verify(password, &record.password_hash) {
+                return Ok(None);
+            }
+            Ok(Some(Proof {
+                token: tokens.then(new_token),
+                fresh: true,
+            }))
+        }
+        Secret::Token(token) => {
+            // A token login needs no hash: a reconnect storm costs one indexed read each.
+            let digest = resume_token::digest(token);
+            if !tokens || store.token_user(&digest, now)? != Some(user) {
+                return Ok(None);
+            }
+            Ok(Some(Proof {
+                token: Some((token.to_string(), digest)),
+                fresh: false,
+            }))
+        }
+    }
 }
 
 /// What the login ack carries, by the client.
@@ -96,15 +142,12 @@ fn login_job(
     store: &dyn Store,
     conn: ConnId,
     user: UserId,
-    password: &str,
+    proof: Proof,
     how: AckForm,
 ) -> JobResult {
-    let Some(record) = store.user(user)? else {
+    let Some(name) = store.user_name(user)? else {
         return Ok(Outcome::Reply(reply::login_invalid()));
     };
-    if !svc.hasher.verify(password, &record.password_hash) {
-        return Ok(Outcome::Reply(reply::login_invalid()));
-    }
     if svc.is_stopping() {
         return Err(Refusal::Code(
             ErrorCode::Internal,
@@ -132,6 +175,11 @@ fn login_job(
     // offline messages are taken last, so nothing fails after they left the store.
     let loaded = store.friends(user).and_then(|friends| {
         let groups = store.groups_of(user)?;
+        if let (Some((_, digest)), true) = (&proof.token, proof.fresh) {
+            let now = unix_now();
+            let expires = now.saturating_add(svc.config.token_ttl.as_secs() as i64);
+            store.put_token(user, digest, expires, now)?;
+        }
         let offline = store.take_offline(user, svc.delivery.batch_bytes())?;
         Ok((friends, groups, offline))
     });
@@ -144,7 +192,8 @@ fn login_job(
     };
     let friend_views = friend_views(svc, &friends);
     let group_views = group_views(svc, &groups);
-    let name = &record.name;
+    let name = &name;
+    let token = proof.token.as_ref().map(|(text, _)| text.as_str());
     let messages = &offline.messages;
     let (ack, in_ack) = match how {
         AckForm::Fitted => {
@@ -152,23 +201,24 @@ fn login_job(
             reply::login_ok_fitted(user, name, messages, &friend_views, &group_views, limit)
         }
         AckForm::Whole => {
-            let plain = LoginExtras::default();
-            let ack = reply::login_ok(user, name, plain, messages, &friend_views, &group_views);
+            let extras = LoginExtras { acks: false, token };
+            let ack = reply::login_ok(user, name, extras, messages, &friend_views, &group_views);
             (ack, messages.len())
         }
         AckForm::Acking => {
-            let extras = LoginExtras {
-                acks: true,
-                token: None,
-            };
+            let extras = LoginExtras { acks: true, token };
             let none: &[&str] = &[];
             let ack = reply::login_ok(user, name, extras, none, &friend_views, &group_views);
             (ack, 0)
         }
     };
-    let acks = how == AckForm::Acking;
+    let session = Session {
+        user,
+        acks: how == AckForm::Acking,
+        token: proof.token.map(|(_, digest)| digest),
+    };
     Ok(Outcome::then(move |svc, lp, conn| {
-        finish_login(svc, lp, conn, (user, acks), ack, (offline, in_ack))
+        finish_login(svc, lp, conn, session, ack, (offline, in_ack))
     }))
 }
 
@@ -199,6 +249,14 @@ pub(crate) fn group_views<'a>(svc: &ChatService, groups: &'a [Group]) -> Vec<Gro
         .collect()
 }
 
+/// What a session starts with.
+struct Session {
+    user: UserId,
+    acks: bool,
+    /// Digest of its resume token, revoked at logout.
+    token: Option<TokenDigest>,
+}
+
 /// On the connection's loop, once the login job succeeded: the session begins, its ack goes
 /// out (carrying the first `in_ack` of the offline messages it took), then the rest of them
 /// as frames of their own, then the copies held while the login was being checked. If the
@@ -207,16 +265,18 @@ fn finish_login(
     svc: &Arc<ChatService>,
     lp: &mut EventLoop,
     conn: ConnId,
-    (user, acks): (UserId, bool),
+    session: Session,
     ack: Vec<u8>,
     (offline, in_ack): (OfflineBatch, usize),
 ) {
+    let Session { user, acks, token } = session;
     let mut copies = stored_copies(user, &offline.messages);
     let held = match lp.context_mut::<ChatConn>(conn) {
         Some(c) if c.pending_login == Some(user) => {
             c.pending_login = None;
             c.user = Some(user);
             c.acks = acks;
+            c.token = token;
             c.backlog.active = offline.more;
             std::mem::take(&mut c.held)
         }
@@ -258,6 +318,14 @@ pub(crate) fn logout(svc: &Arc<ChatService>, lp: &mut EventLoop, conn: ConnId, u
         c.unconfirmed = Default::default();
         c.acks = false;
         c.backlog = Default::default();
+        if let Some(digest) = c.token.take() {
+            // Keyed by the user, so a login with this token queued after it finds it gone.
+            svc.workers.submit(user, move |store| {
+                if let Err(e) = store.drop_token(&digest) {
+                    log::warn!("revoking a resume token of {user}: {e}");
+                }
+            });
+        }
         if !undelivered.is_empty() {
             svc.delivery.store_front(undelivered);
         }
