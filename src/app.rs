@@ -35,6 +35,7 @@ pub fn run(config: Config) -> Result<(), String> {
         slow_reader_deadline: config.slow_reader_deadline,
         heartbeat: config.heartbeat,
         token_ttl: config.token_ttl,
+        store_retry: config.store_retry,
     };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {

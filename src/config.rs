@@ -33,6 +33,8 @@ pub struct Config {
     pub heartbeat: Option<(Duration, Duration)>,
     /// How long a resume token stays good; zero: no tokens.
     pub token_ttl: Duration,
+    /// How long an offline message the store refuses is retried.
+    pub store_retry: Duration,
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
     pub argon2_p_cost: u32,
@@ -60,6 +62,7 @@ impl Default for Config {
             slow_reader_deadline: crate::chat::DEFAULT_SLOW_READER_DEADLINE,
             heartbeat: Some(crate::chat::DEFAULT_HEARTBEAT),
             token_ttl: crate::chat::DEFAULT_TOKEN_TTL,
+            store_retry: crate::chat::DEFAULT_STORE_RETRY,
             argon2_m_cost_kib: 19 * 1024,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
@@ -93,6 +96,8 @@ usage: server [IP PORT] [options]
   --heartbeat-interval-secs S  send a heartbeat to a modern client silent for S seconds
                            (default 25; 0: no heartbeats)
   --heartbeat-timeout-secs S   and close it if still silent S seconds later (default 8)
+  --store-retry-secs S     retry an offline message the database refuses for S seconds
+                           before telling its sender it is lost (default 30)
   --resume-token-ttl-secs S    a modern client's login ack carries a resume token good for
                            S seconds, until logout (default 604800, 7 days; 0: no tokens)
   --argon2-m-cost-kib K    password hashing memory cost (default 19456)
@@ -207,6 +212,7 @@ impl Config {
                     heartbeat.1 = timeout;
                 }
             }
+            "store-retry-secs" => self.store_retry = seconds(value).map_err(invalid)?,
             "resume-token-ttl-secs" => self.token_ttl = seconds(value).map_err(invalid)?,
             "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(value).map_err(invalid)?,
             "argon2-t-cost" => self.argon2_t_cost = parse(value).map_err(invalid)?,

@@ -21,6 +21,7 @@
 pub(crate) use super::backlog::Backlog;
 use super::conn_state::ChatConn;
 use super::loops::Loops;
+use super::mid::mid_in;
 use super::outbound;
 use super::sessions::Sessions;
 use super::workers::{OfflineJob, StoreWorkers};
@@ -276,7 +277,8 @@ impl Delivery {
         }
     }
 
-    /// Stores one copy for `user`. If `user` does not exist, `origin` gets an error.
+    /// Stores one copy for `user`. If `user` does not exist, `origin` gets an error; if the
+    /// store refused it until the retry line gave up, `origin` is told which message was lost.
     pub(crate) fn store_offline(
         self: &Arc<Self>,
         user: UserId,
@@ -285,21 +287,26 @@ impl Delivery {
     ) {
         let delivery = self.clone();
         let receipt = parcel.receipt;
+        let mid = origin.and_then(|_| mid_in(&parcel.frame));
         let done = move |result: StoreResult<bool>| {
             if let Some(receipt) = &receipt {
                 delivery.bus.settle(receipt);
             }
-            let refusal = match result {
+            let error = match result {
                 Ok(true) => return delivery.after_store(user),
-                Ok(false) => ErrorCode::NoSuchUser,
+                Ok(false) => origin.map(|origin| {
+                    let detail = user.to_string();
+                    reply::error(ErrorCode::NoSuchUser, Some(&detail), Some(origin.msgid))
+                }),
                 Err(e) => {
-                    log::error!("storing an offline message for user {user} failed: {e}");
-                    ErrorCode::Internal
+                    log::error!("LOST: a message for user {user} could not be stored: {e}");
+                    origin.map(|origin| match mid {
+                        Some(mid) => reply::not_stored(mid, origin.msgid),
+                        None => reply::error(ErrorCode::Internal, None, Some(origin.msgid)),
+                    })
                 }
             };
-            if let Some(origin) = origin {
-                let detail = (refusal == ErrorCode::NoSuchUser).then(|| user.to_string());
-                let error = reply::error(refusal, detail.as_deref(), Some(origin.msgid));
+            if let (Some(origin), Some(error)) = (origin, error) {
                 delivery.loops.run(origin.conn.loop_index(), move |lp| {
                     lp.send(origin.conn, &error);
                 });
@@ -316,9 +323,14 @@ impl Delivery {
     }
 
     /// Stores one frame for several users (group members); the workers batch them.
-    pub(crate) fn store_offline_many(self: &Arc<Self>, users: Vec<UserId>, frame: Bytes) {
+    pub(crate) fn store_offline_many(
+        self: &Arc<Self>,
+        users: Vec<UserId>,
+        frame: Bytes,
+        origin: Option<Origin>,
+    ) {
         for user in users {
-            self.store_offline(user, Parcel::local(frame.clone()), None);
+            self.store_offline(user, Parcel::local(frame.clone()), origin);
         }
     }
 

@@ -85,9 +85,24 @@ pub(crate) fn with_mid(frame: &[u8], mid: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// The id of a frame made by [`with_mid`] (it leads the frame), without parsing the rest.
+pub(crate) fn mid_in(frame: &[u8]) -> Option<u64> {
+    let digits = frame.strip_prefix(b"{\"mid\":")?;
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mid_is_read_back_from_the_frame() {
+        assert_eq!(mid_in(&with_mid(br#"{"msgid":6,"msg":"x"}"#, 42)), Some(42));
+        assert_eq!(mid_in(&with_mid(b"{}", u64::MAX)), Some(u64::MAX));
+        assert_eq!(mid_in(br#"{"msgid":6,"mid":4}"#), None);
+        assert_eq!(mid_in(br#"{"mid":}"#), None);
+    }
 
     #[test]
     fn ids_increase_and_carry_the_node() {

@@ -44,6 +44,8 @@ pub struct ChatConfig {
     pub heartbeat: Option<(Duration, Duration)>,
     /// How long a resume token stays good.
     pub token_ttl: Duration,
+    /// How long an offline message the store refuses is retried before the sender is told.
+    pub store_retry: Duration,
 }
 
 impl Default for ChatConfig {
@@ -58,6 +60,7 @@ impl Default for ChatConfig {
             slow_reader_deadline: DEFAULT_SLOW_READER_DEADLINE,
             heartbeat: Some(DEFAULT_HEARTBEAT),
             token_ttl: DEFAULT_TOKEN_TTL,
+            store_retry: DEFAULT_STORE_RETRY,
         }
     }
 }
@@ -69,6 +72,8 @@ pub const DEFAULT_SLOW_READER_DEADLINE: Duration = Duration::from_secs(60);
 pub const DEFAULT_HEARTBEAT: (Duration, Duration) =
     (Duration::from_secs(25), Duration::from_secs(8));
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Long enough to ride out a database restart or a failover.
+pub const DEFAULT_STORE_RETRY: Duration = Duration::from_secs(30);
 
 /// Silence allowed before login: a person at the seeds' client's menu is not a bot.
 pub const DEFAULT_LOGIN_IDLE: Duration = Duration::from_secs(600);
@@ -102,7 +107,11 @@ impl ChatService {
         hasher: PasswordHasher,
         bus: Arc<dyn Bus>,
     ) -> std::io::Result<Arc<ChatService>> {
-        let workers = Arc::new(StoreWorkers::start(store, config.store_workers)?);
+        let workers = Arc::new(StoreWorkers::start(
+            store,
+            config.store_workers,
+            config.store_retry,
+        )?);
         let sessions = Arc::new(Sessions::new());
         let loops = Arc::new(Loops::default());
         let delivery = Arc::new(Delivery::new(
@@ -268,7 +277,7 @@ impl BusEvents for ChatService {
             1 => self
                 .delivery
                 .store_offline(users[0], Parcel::local(frame), origin),
-            _ => self.delivery.store_offline_many(users, frame),
+            _ => self.delivery.store_offline_many(users, frame, origin),
         }
     }
 

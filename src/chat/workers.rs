@@ -8,8 +8,10 @@
 //!
 //! Offline messages are the one job that comes in floods (a server died, a big group, a user
 //! away): a worker takes every offline message queued behind the first and stores them in one
-//! transaction, so a flood costs one commit per batch rather than one per message.
+//! transaction, so a flood costs one commit per batch rather than one per message. One
+//! the store refuses goes to the retry line (store_retry.rs) instead of failing at once.
 
+use super::store_retry::RetryLine;
 use crate::ids::UserId;
 use crate::store::{Store, StoreResult};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -38,20 +40,27 @@ pub struct StoreWorkers {
     senders: Mutex<Vec<Sender<Job>>>,
     count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    retry: Arc<RetryLine>,
 }
 
 impl StoreWorkers {
-    pub fn start(store: Arc<dyn Store>, count: usize) -> std::io::Result<StoreWorkers> {
+    /// `count` workers; an offline message the store refuses is retried for `patience`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        count: usize,
+        patience: std::time::Duration,
+    ) -> std::io::Result<StoreWorkers> {
         let count = count.max(1);
+        let retry = Arc::new(RetryLine::start(store.clone(), patience)?);
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, rx) = mpsc::channel::<Job>();
-            let store = store.clone();
+            let (store, retry) = (store.clone(), retry.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("store-{index}"))
-                    .spawn(move || work(&*store, rx))?,
+                    .spawn(move || work(&*store, rx, &retry))?,
             );
             senders.push(tx);
         }
@@ -59,6 +68,7 @@ impl StoreWorkers {
             senders: Mutex::new(senders),
             count,
             threads: Mutex::new(threads),
+            retry,
         })
     }
 
@@ -81,7 +91,8 @@ impl StoreWorkers {
         self.send(job.user, Job::Offline(job))
     }
 
-    /// Lets every worker finish the jobs already queued, then joins them.
+    /// Lets every worker finish the jobs already queued, then joins them, then the retry
+    /// line (bounded by its patience).
     pub fn stop(&self) {
         self.senders
             .lock()
@@ -91,10 +102,11 @@ impl StoreWorkers {
         for thread in threads {
             let _ = thread.join();
         }
+        self.retry.stop();
     }
 }
 
-fn work(store: &dyn Store, jobs: Receiver<Job>) {
+fn work(store: &dyn Store, jobs: Receiver<Job>, retry: &RetryLine) {
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -119,15 +131,20 @@ fn work(store: &dyn Store, jobs: Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                store_batch(store, batch);
+                store_batch(store, batch, retry);
             }
         }
     }
 }
 
 /// One transaction for the batch; if it fails (a recipient that does not exist makes the
-/// whole batch fail), each message is stored on its own, so each gets its own outcome.
-fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>) {
+/// whole batch fail), each message is stored on its own, so each gets its own outcome. A
+/// message the store refuses joins the retry line, as does everything while the line is
+/// busy (so nothing overtakes a message that waits there).
+fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>, retry: &RetryLine) {
+    if retry.busy() {
+        return batch.into_iter().for_each(|job| retry.enqueue(job, None));
+    }
     if batch.len() > 1 {
         let items: Vec<(UserId, &str)> = batch.iter().map(|j| (j.user, j.text.as_str())).collect();
         if store.store_offline_batch(&items).is_ok() {
@@ -138,7 +155,13 @@ fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>) {
         }
     }
     for job in batch {
-        let result = store.store_offline(job.user, &job.text);
-        (job.done)(result);
+        if retry.busy() {
+            retry.enqueue(job, None);
+            continue;
+        }
+        match store.store_offline(job.user, &job.text) {
+            Err(e) => retry.enqueue(job, Some(e)),
+            result => (job.done)(result),
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod private_mysql;
 pub mod seeds_client;
 pub mod server;
 pub mod services;
