@@ -122,7 +122,13 @@ fn login(backend: Backend) {
     let mut c = Client::connect(addr);
     let name = unique("fresh");
     let id = c.register(&name, "pw");
-    let r = c.login(id, "pw");
+    let mut r = c.login(id, "pw");
+    // The modern dialect's ack also carries a resume token (tests/chat_resume.rs).
+    let token = r.as_object_mut().unwrap().remove("token");
+    assert!(
+        token.as_ref().and_then(Value::as_str).is_some_and(|t| t.len() == 64),
+        "{token:?}"
+    );
     assert_eq!(r, json!({"msgid": 2, "errno": 0, "id": id, "name": name}));
 
     // Wrong password and unknown id: the seeds' errno 1, nothing else.
@@ -185,7 +191,8 @@ fn login_ack_shape(backend: Backend) {
             "id",
             "msgid",
             "name",
-            "offlinemsg"
+            "offlinemsg",
+            "token"
         ],
         "{ack}"
     );

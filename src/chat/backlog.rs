@@ -51,8 +51,13 @@ impl Delivery {
         if !c.acks {
             c.unconfirmed.written(written);
         }
-        if !c.backlog.active || c.backlog.taking || c.outstanding() > self.high_water / 2 {
+        if !c.backlog.active || c.backlog.taking {
             return;
+        }
+        if c.outstanding() > self.high_water / 2 {
+            // No room yet: hear when the output drains (a login that found more than one
+            // batch gets here without having stalled before).
+            return self.stall(lp, conn);
         }
         if self.is_stopping() {
             return;
