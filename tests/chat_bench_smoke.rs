@@ -64,12 +64,44 @@ fn every_scenario_reports_sane_numbers() {
     let login = bench(&server, &["login", "--connections", "4"]);
     assert_sane(&login);
 
+    // Resume tokens: a password login each in the set-up, then token logins, one per connection.
+    let token = bench(&server, &["login", "--connections", "4", "--token"]);
+    assert_sane(&token);
+    assert_eq!(
+        token["mode"], "resume token, reconnect per login",
+        "{token}"
+    );
+
     let chat = bench(&server, &["chat", "--pairs", "4", "--size", "100"]);
     assert_sane(&chat);
     assert_eq!(chat["size"], 100);
 
     let pipelined = bench(&server, &["chat", "--pairs", "2", "--inflight", "8"]);
     assert_sane(&pipelined);
+
+    // Acknowledged delivery: the receivers ack every read; nothing lost, no error reply.
+    let acked = bench(
+        &server,
+        &["chat", "--pairs", "2", "--inflight", "8", "--acks"],
+    );
+    assert_sane(&acked);
+    assert_eq!(acked["acks"], true, "{acked}");
+    assert_eq!(pipelined["acks"], false, "{pipelined}");
+
+    let acked_group = bench(
+        &server,
+        &[
+            "group",
+            "--members",
+            "4",
+            "--senders",
+            "2",
+            "--inflight",
+            "2",
+            "--acks",
+        ],
+    );
+    assert_sane(&acked_group);
 
     let group = bench(
         &server,

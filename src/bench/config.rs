@@ -74,6 +74,12 @@ pub struct BenchConfig {
     pub warmup: Duration,
     /// Seeds' protocol only: NUL-terminated frames, one request in flight, no extension acks.
     pub legacy: bool,
+    /// Users log in with `"acks":true` and acknowledge what they receive (DELIVERY_ACK_MSG,
+    /// cumulative, once per read).
+    pub acks: bool,
+    /// login: measure logins with a resume token (each user logs in with its password once,
+    /// in the set-up, to get one), a new connection per login.
+    pub token: bool,
     pub json: bool,
     /// The server's pid, to read its VmRSS (idle) and its CPU time.
     pub server_pid: Option<u32>,
@@ -107,6 +113,8 @@ impl BenchConfig {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             legacy: false,
+            acks: false,
+            token: false,
             json: false,
             server_pid: None,
             cpu_pids: Vec::new(),
@@ -127,6 +135,12 @@ impl BenchConfig {
         }
         if self.legacy && self.inflight > 1 {
             return Err("--legacy allows one message in flight (--inflight 1)".into());
+        }
+        if self.legacy && (self.acks || self.token) {
+            return Err("--legacy speaks the seeds' protocol: no --acks, no --token".into());
+        }
+        if self.token && self.scenario != ScenarioKind::Login {
+            return Err("--token is a mode of the login scenario".into());
         }
         if self.scenario == ScenarioKind::Echo && self.target2.is_some() {
             return Err("echo has one target: the echo server".into());

@@ -40,6 +40,24 @@ impl Wire {
         self.end(out);
     }
 
+    /// LOGIN_MSG with the extensions: a password (`Ok`) or a resume token (`Err`), and acks.
+    pub fn login_ext(self, out: &mut Vec<u8>, id: i64, secret: Result<&str, &str>, acks: bool) {
+        build::login_ext(out, id, secret, acks);
+        self.end(out);
+    }
+
+    /// DELIVERY_ACK_MSG: `count` chat messages received since the login.
+    pub fn delivery_ack(self, out: &mut Vec<u8>, count: u64) {
+        build::delivery_ack(out, count);
+        self.end(out);
+    }
+
+    /// PING_MSG without a seq (the answer to a heartbeat).
+    pub fn ping(self, out: &mut Vec<u8>) {
+        build::ping(out, None);
+        self.end(out);
+    }
+
     pub fn logout(self, out: &mut Vec<u8>, id: i64) {
         build::logout(out, id);
         self.end(out);
@@ -103,6 +121,8 @@ pub struct Reply {
     pub id: Option<i64>,
     pub groupid: Option<i64>,
     pub errmsg: Option<String>,
+    /// A login ack's resume token.
+    pub token: Option<String>,
 }
 
 impl Reply {

@@ -17,6 +17,8 @@ scenarios:
   reg      registrations/s: --connections connections, one REG_MSG in flight each
   login    logins/s: each connection logs in, logs out, logs in again (kept connection;
            with --legacy a new connection per login). Its users are registered first.
+           With --token: resume-token logins/s (each user logs in once with its password
+           in the set-up to get a token; then close, reconnect, log in with the token).
   chat     --pairs one-to-one pairs; a sender keeps --inflight messages in flight to its
            receiver (1: closed loop; N: pipelined). Rate: messages delivered/s.
   group    one group of --members members, --senders of them sending (--inflight each);
@@ -49,6 +51,9 @@ options:
   --warmup SECS          load before the measured window, not counted (default 1)
   --legacy               the seeds' protocol only: NUL-terminated frames, one in flight,
                          no extension acks (logins reconnect; no group scenario)
+  --acks                 users log in with acknowledged delivery (acks: true) and send a
+                         cumulative DELIVERY_ACK after each read that brought messages
+  --token                login: measure resume-token logins instead of password logins
   --server-pid PID       the server: its VmRSS (/proc/PID/status) and its CPU time in the
                          measured window (/proc/PID/task/*/schedstat), per unit in the report
   --cpu-pid PID          another process whose CPU time is reported (repeatable: the other
@@ -104,7 +109,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<BenchConfig>, 
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
-            Long(name @ ("legacy" | "json" | "drop" | "quiet")) => {
+            Long(name @ ("legacy" | "acks" | "token" | "json" | "drop" | "quiet")) => {
                 flags.push((name.to_owned(), None))
             }
             Long(name) => {
@@ -150,6 +155,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<BenchConfig>, 
             "prefix" => cfg.prefix = v.to_owned(),
             "setup-timeout" => cfg.setup_timeout = seconds(&name, v)?,
             "legacy" => cfg.legacy = true,
+            "acks" => cfg.acks = true,
+            "token" => cfg.token = true,
             "json" => cfg.json = true,
             "drop" => cfg.drop = true,
             "quiet" => cfg.quiet = true,

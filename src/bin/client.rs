@@ -1,8 +1,14 @@
-//! The interactive chat client: `client [IP PORT | IP:PORT]` (default 127.0.0.1 6000).
+//! The interactive chat client: `client [--no-acks] [--no-reconnect] [IP PORT | IP:PORT]`
+//! (default 127.0.0.1 6000).
 //!
 //! The seeds' menus (login / register / quit, then the chat commands), with a reader thread
 //! that prints server frames as they arrive. Works from a pipe: at end of input it logs out,
 //! waits briefly for pending frames, and exits 0.
+//!
+//! It uses the delivery extensions (docs/PROTOCOL.md): logs in with acks (unless
+//! `--no-acks`), acknowledges and deduplicates what it shows, tags each chat message with a
+//! client id and shows its SEND_ACK, answers heartbeats, and reconnects when the connection is
+//! lost while logged in (resume token first, then the password; unless `--no-reconnect`).
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::TcpStream;
@@ -12,15 +18,16 @@ use std::time::Duration;
 
 use chatserver::client::addr::parse_target;
 use chatserver::client::clock::now_utc;
-use chatserver::client::command::{
-    help_lines, login_request, parse_command, register_request, Command, Me,
-};
+use chatserver::client::command::{help_lines, parse_command, register_request, Command, Me};
 use chatserver::client::console::Console;
 use chatserver::client::display::{login_lines, refusal};
-use chatserver::client::link::{Link, RequestError, SERVER_CLOSED};
+use chatserver::client::link::{Link, Options, RequestError, SERVER_CLOSED};
 use chatserver::protocol::msgid;
 
-const USAGE: &str = "usage: client [IP PORT | IP:PORT]   (default 127.0.0.1 6000)";
+const USAGE: &str =
+    "usage: client [--no-acks] [--no-reconnect] [IP PORT | IP:PORT]   (default 127.0.0.1 6000)
+  --no-acks       log in without acknowledged delivery (offline messages come in the login reply)
+  --no-reconnect  exit when the connection is lost instead of logging in again";
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// LOGINOUT_ACK is ours, the seeds' server sends nothing: do not wait long for it.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -75,8 +82,8 @@ struct Client {
 }
 
 fn main() -> ExitCode {
-    let (host, port) = match parse_args() {
-        Ok(Some(target)) => target,
+    let ((host, port), options) = match parse_args() {
+        Ok(Some(args)) => args,
         Ok(None) => {
             let _ = writeln!(io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
@@ -95,7 +102,7 @@ fn main() -> ExitCode {
     };
     let _ = stream.set_nodelay(true);
     let console = Arc::new(Console::new(io::stdin().is_terminal()));
-    let link = match Link::start(stream, Arc::clone(&console)) {
+    let link = match Link::start(stream, Arc::clone(&console), options) {
         Ok(link) => link,
         Err(e) => {
             complain(&format!("cannot start the reader thread: {e}"));
@@ -120,14 +127,20 @@ fn complain(msg: &str) {
     let _ = writeln!(io::stderr(), "client: {msg}");
 }
 
-/// `Ok(None)` when help was asked for.
-fn parse_args() -> Result<Option<(String, u16)>, String> {
+/// Where to connect: host and port.
+type Target = (String, u16);
+
+/// The target and the link's options; `Ok(None)` when help was asked for.
+fn parse_args() -> Result<Option<(Target, Options)>, String> {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_env();
     let mut positional = Vec::new();
+    let mut options = Options::default();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
+            Long("no-acks") => options.acks = false,
+            Long("no-reconnect") => options.reconnect = false,
             Value(v) => positional.push(
                 v.into_string()
                     .map_err(|v| format!("invalid argument {v:?}"))?,
@@ -135,7 +148,7 @@ fn parse_args() -> Result<Option<(String, u16)>, String> {
             other => return Err(other.unexpected().to_string()),
         }
     }
-    parse_target(&positional).map(Some)
+    parse_target(&positional).map(|target| Some((target, options)))
 }
 
 impl Client {
@@ -213,7 +226,7 @@ impl Client {
         let Some(password) = self.input.line("userpassword:") else {
             return Flow::Eof;
         };
-        let frame = login_request(id, &password);
+        let frame = self.link.login_frame(id, &password);
         let me = match self.link.request(
             &frame,
             msgid::LOGIN_MSG,
@@ -223,6 +236,8 @@ impl Client {
             Ok(reply) => match refusal(&reply.frame) {
                 None => {
                     self.console.lines(&login_lines(&reply.frame));
+                    // Before the reply is dropped: the frames after it belong to this login.
+                    self.link.logged_in(id, &password);
                     Me {
                         id: reply.frame.get("id").and_then(|v| v.as_i64()).unwrap_or(id),
                         name: reply
@@ -268,7 +283,20 @@ impl Client {
                 }
             };
             self.ping_seq += 1;
-            let Some(frame) = cmd.request(me, &now_utc(), self.ping_seq) else {
+            let time = now_utc();
+            let seq = self.ping_seq;
+            if cmd.is_chat() {
+                let sent = self.link.send_chat(|cid| {
+                    cmd.request_with_cid(me, &time, seq, Some(cid))
+                        .unwrap_or_default()
+                });
+                if sent.is_err() {
+                    self.console.line(SERVER_CLOSED);
+                    std::process::exit(1);
+                }
+                continue;
+            }
+            let Some(frame) = cmd.request(me, &time, seq) else {
                 self.console.lines(&help_lines());
                 continue;
             };
@@ -289,6 +317,7 @@ impl Client {
 
     /// Sends LOGINOUT_MSG and waits up to `timeout` for its ack (frames before it print).
     fn logout(&self, frame: &[u8], timeout: Duration) {
+        self.link.logging_out();
         match self
             .link
             .request(frame, msgid::LOGINOUT_MSG, msgid::LOGINOUT_ACK, timeout)

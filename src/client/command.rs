@@ -162,25 +162,49 @@ impl Command {
     /// The JSON text of the request this command sends, or `None` for `help` (handled
     /// locally). `time` stamps chat messages; `seq` tags a ping.
     pub fn request(&self, me: &Me, time: &str, seq: u64) -> Option<Vec<u8>> {
+        self.request_with_cid(me, time, seq, None)
+    }
+
+    /// Whether this command sends a chat message (which may carry a client id).
+    pub fn is_chat(&self) -> bool {
+        matches!(self, Command::Chat { .. } | Command::GroupChat { .. })
+    }
+
+    /// As [`Command::request`]; a chat message carries `cid` when one is given.
+    pub fn request_with_cid(
+        &self,
+        me: &Me,
+        time: &str,
+        seq: u64,
+        cid: Option<&str>,
+    ) -> Option<Vec<u8>> {
         let id = me.id;
         let mut out = Vec::new();
-        match self {
-            Command::Help => return None,
-            Command::Chat { toid, msg } => {
+        match (self, cid) {
+            (Command::Help, _) => return None,
+            (Command::Chat { toid, msg }, Some(cid)) => {
+                build::one_chat_cid(&mut out, (id, &me.name), *toid, msg, time, cid)
+            }
+            (Command::Chat { toid, msg }, None) => {
                 build::one_chat(&mut out, id, &me.name, *toid, msg, time)
             }
-            Command::GroupChat { groupid, msg } => {
+            (Command::GroupChat { groupid, msg }, Some(cid)) => {
+                build::group_chat_cid(&mut out, (id, &me.name), *groupid, msg, time, cid)
+            }
+            (Command::GroupChat { groupid, msg }, None) => {
                 build::group_chat(&mut out, id, &me.name, *groupid, msg, time)
             }
-            Command::AddFriend { friendid } => build::add_friend(&mut out, id, *friendid),
-            Command::CreateGroup { name, desc } => build::create_group(&mut out, id, name, desc),
-            Command::AddGroup { groupid } => build::join_group(&mut out, id, *groupid),
-            Command::Loginout => build::logout(&mut out, id),
-            Command::Friends => build::friend_list(&mut out, id),
-            Command::Groups => build::group_list(&mut out, id),
-            Command::LeaveGroup { groupid } => build::leave_group(&mut out, id, *groupid),
-            Command::DelFriend { friendid } => build::remove_friend(&mut out, id, *friendid),
-            Command::Ping => build::ping(&mut out, Some(seq)),
+            (Command::AddFriend { friendid }, _) => build::add_friend(&mut out, id, *friendid),
+            (Command::CreateGroup { name, desc }, _) => {
+                build::create_group(&mut out, id, name, desc)
+            }
+            (Command::AddGroup { groupid }, _) => build::join_group(&mut out, id, *groupid),
+            (Command::Loginout, _) => build::logout(&mut out, id),
+            (Command::Friends, _) => build::friend_list(&mut out, id),
+            (Command::Groups, _) => build::group_list(&mut out, id),
+            (Command::LeaveGroup { groupid }, _) => build::leave_group(&mut out, id, *groupid),
+            (Command::DelFriend { friendid }, _) => build::remove_friend(&mut out, id, *friendid),
+            (Command::Ping, _) => build::ping(&mut out, Some(seq)),
         }
         Some(out)
     }
@@ -373,6 +397,18 @@ mod tests {
             assert_eq!(got, Some(want), "{line}");
         }
         assert_eq!(Command::Help.request(&me(), t, 0), None);
+        let tagged = parse_command("chat:15:hi").unwrap();
+        assert!(tagged.is_chat());
+        let with_cid = value(tagged.request_with_cid(&me(), t, 0, Some("c-1"))).unwrap();
+        assert_eq!(
+            with_cid,
+            json!({"msgid":6,"id":13,"name":"zhang san","toid":15,"msg":"hi","time":t,"cid":"c-1"})
+        );
+        let group = parse_command("groupchat:2:yo").unwrap();
+        let with_cid = value(group.request_with_cid(&me(), t, 0, Some("c-2"))).unwrap();
+        assert_eq!(with_cid["cid"], "c-2");
+        assert_eq!(with_cid["groupid"], 2);
+        assert!(!Command::Ping.is_chat());
     }
 
     #[test]

@@ -216,6 +216,12 @@ pub fn frame_lines(v: &Value, rtt: Option<Duration>) -> Vec<String> {
             Some(d) => format!("pong: round trip {:.3} ms", d.as_secs_f64() * 1000.0),
             None => format!("pong (seq {})", field(v, "seq")),
         },
+        msgid::SEND_ACK => format!("sent (mid {})", field(v, "mid")),
+        msgid::SHUTDOWN_MSG => match v.get("errmsg") {
+            Some(_) => format!("notice: {}", field(v, "errmsg")),
+            None => "notice: the server is shutting down".to_owned(),
+        },
+        msgid::HEARTBEAT_MSG => "heartbeat from the server".to_owned(),
         other => format!("message with unknown msgid {other} from server"),
     };
     vec![line]
@@ -294,6 +300,18 @@ mod tests {
         assert_eq!(
             one(json!({"msgid":99})),
             "message with unknown msgid 99 from server"
+        );
+        assert_eq!(
+            one(json!({"msgid":28,"cid":"c-1","mid":42})),
+            "sent (mid 42)"
+        );
+        assert_eq!(
+            one(json!({"msgid":29,"errmsg":"server is shutting down, log in again"})),
+            "notice: server is shutting down, log in again"
+        );
+        assert_eq!(
+            one(json!({"msgid":29})),
+            "notice: the server is shutting down"
         );
         assert!(one(json!({"hello":1})).starts_with("unreadable"));
         assert!(one(json!([1, 2])).starts_with("unreadable"));

@@ -8,3 +8,5 @@ pub mod command;
 pub mod console;
 pub mod display;
 pub mod link;
+mod resume;
+pub mod session;

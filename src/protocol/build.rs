@@ -147,6 +147,26 @@ pub fn one_chat_cid(
     )
 }
 
+/// GROUP_CHAT_MSG with a client id, so the server recognises a retry of it.
+pub fn group_chat_cid(
+    out: &mut Vec<u8>,
+    (id, name): (UserId, &str),
+    groupid: GroupId,
+    msg: &str,
+    time: &str,
+    cid: &str,
+) {
+    chat_with_cid(
+        out,
+        (msgid::GROUP_CHAT_MSG, "groupid", groupid),
+        id,
+        name,
+        msg,
+        time,
+        Some(cid),
+    )
+}
+
 fn chat_with_cid(
     out: &mut Vec<u8>,
     to: (i64, &str, i64),
@@ -309,6 +329,14 @@ mod tests {
                     id: 7,
                     toid: 9,
                     cid: Some("c-1".into()),
+                },
+            ),
+            (
+                built(|o| group_chat_cid(o, (7, "n"), 2, "m", "t", "c-2")),
+                Request::GroupChat {
+                    id: 7,
+                    groupid: 2,
+                    cid: Some("c-2".into()),
                 },
             ),
             (

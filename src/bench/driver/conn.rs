@@ -51,6 +51,9 @@ pub struct Conn {
     pub seq: u64,
     /// Closed on purpose: not an error.
     pub closing: bool,
+    /// Chat messages received since the login, and the count last acknowledged (`--acks`).
+    pub received: u64,
+    pub acked: u64,
 }
 
 impl Conn {
@@ -63,6 +66,8 @@ impl Conn {
             sent_at: Instant::now(),
             seq: 0,
             closing: false,
+            received: 0,
+            acked: 0,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The one [`ConnectionHandler`] of every client connection: framing, counting, dispatch.
 
-use super::conn::Conn;
+use super::conn::{send_with, Conn, SendMode};
 use super::shared::{Phase, Shared};
 use crate::bench::stats::LoopStats;
 use crate::bench::wire::{read_frame, Incoming, Stamp};
@@ -30,8 +30,20 @@ impl ConnectionHandler for BenchHandler {
             self.on_frame(lp, conn, frame.bytes);
             ControlFlow::Continue(())
         });
+        let mut ack = None;
         if let Some(c) = lp.context_mut::<Conn>(conn) {
             c.framer = framer;
+            if c.received > c.acked {
+                c.acked = c.received;
+                ack = Some(c.acked);
+            }
+        }
+        if let Some(count) = ack {
+            // Once per read, cumulative: what an acking client is expected to do.
+            let sh = &self.sh;
+            send_with(sh, lp, conn, SendMode::Uncounted, |b| {
+                sh.wire.delivery_ack(b, count)
+            });
         }
         if let Err(e) = drained {
             self.sh
@@ -66,7 +78,14 @@ impl BenchHandler {
     fn on_frame(&self, lp: &mut EventLoop, conn: ConnId, frame: &[u8]) {
         let sh = &self.sh;
         let reply = match read_frame(frame) {
-            Incoming::Bench(stamp) => return on_delivery(sh, lp, stamp),
+            Incoming::Bench(stamp) => {
+                if sh.cfg.acks {
+                    if let Some(c) = lp.context_mut::<Conn>(conn) {
+                        c.received += 1;
+                    }
+                }
+                return on_delivery(sh, lp, stamp);
+            }
             Incoming::Reply(reply) => reply,
             Incoming::Unreadable => {
                 LoopStats::add(&sh.stats.of(lp.index()).errors, 1);
@@ -75,6 +94,10 @@ impl BenchHandler {
                 return;
             }
         };
+        if reply.msgid == msgid::HEARTBEAT_MSG {
+            // A quiet connection (a receiver without acks, an idle user) must answer.
+            return send_with(sh, lp, conn, SendMode::Uncounted, |b| sh.wire.ping(b));
+        }
         if reply.msgid == msgid::ERROR_MSG {
             LoopStats::add(&sh.stats.of(lp.index()).errors, 1);
             if sh.phase() == Phase::Setup {

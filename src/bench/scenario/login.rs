@@ -5,29 +5,55 @@
 //! above all), not a TCP handshake. `--legacy`: the seeds' server does not answer a logout,
 //! so each login gets a fresh connection, closed after the ack; users rotate over a pool
 //! twice the size of the connection count so a user's previous close is processed first.
+//!
+//! `--token`: resume-token logins. In the set-up each user of the pool (four times the
+//! connection count) logs in once with its password and keeps the ack's token, then its connection is
+//! closed (not logged out: a logout revokes the token). Measured: as `--legacy`, a fresh
+//! connection per login, closed after the ack, but the login carries the token.
 
 use super::reg::register_users;
-use super::{send_login, timed, Scenario};
+use super::{send_login, send_token_login, timed, Scenario};
 use crate::bench::driver::{send_with, Bench, Conn, Phase, Role, SendMode, Shared, Step, User};
 use crate::bench::stats::{LoopStats, Report};
 use crate::bench::wire::Reply;
 use crate::net::{connect_nonblocking, ConnId, EventLoop};
 use crate::protocol::msgid;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Login;
 
 impl Scenario for Login {
     fn setup(&mut self, b: &mut Bench) -> Result<(), String> {
-        let (n, target, legacy) = (b.sh.cfg.connections, b.sh.cfg.target, b.sh.cfg.legacy);
-        let users: Arc<[User]> = register_users(b, if legacy { 2 * n } else { n })?.into();
+        let (n, target) = (b.sh.cfg.connections, b.sh.cfg.target);
+        // A user logs in again only after the server processed its previous close: token
+        // logins come faster than the seeds' password logins, so their pool is larger.
+        let pool = match (b.sh.cfg.token, b.sh.cfg.legacy) {
+            (true, _) => 4 * n,
+            (false, true) => 2 * n,
+            (false, false) => n,
+        };
+        let users: Arc<[User]> = register_users(b, pool)?.into();
+        let tokens = Tokens::default();
+        if b.sh.cfg.token {
+            b.sh.ready.store(0, Ordering::Release);
+            for user in users.iter() {
+                b.connect(
+                    target,
+                    Conn::new(TokenFetcher(tokens.clone()), user.clone()),
+                )?;
+            }
+            b.wait_ready("getting resume tokens", users.len())?;
+            b.sh.ready.store(0, Ordering::Release);
+        }
         for (i, user) in users.iter().take(n).enumerate() {
             let role = Cycler {
                 next: i + n,
                 pool: users.clone(),
+                tokens: tokens.clone(),
             };
             b.connect(target, Conn::new(role, user.clone()))?;
         }
@@ -39,7 +65,9 @@ impl Scenario for Login {
         r.set("connections", b.sh.cfg.connections);
         r.set(
             "mode",
-            if b.sh.cfg.legacy {
+            if b.sh.cfg.token {
+                "resume token, reconnect per login"
+            } else if b.sh.cfg.legacy {
                 "reconnect per login"
             } else {
                 "login/logout on a kept connection"
@@ -54,6 +82,59 @@ impl Scenario for Login {
 struct Cycler {
     next: usize,
     pool: Arc<[User]>,
+    tokens: Tokens,
+}
+
+/// Each user's resume token (`--token`), from its set-up login or its latest ack.
+type Tokens = Arc<Mutex<HashMap<i64, String>>>;
+
+fn token_of(tokens: &Tokens, user: i64) -> Option<String> {
+    tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&user)
+        .cloned()
+}
+
+fn keep_token(tokens: &Tokens, user: i64, reply: &Reply) {
+    if let Some(token) = &reply.token {
+        tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user, token.clone());
+    }
+}
+
+/// `--token` set-up: logs in with the password, keeps the ack's token, closes.
+#[derive(Debug)]
+struct TokenFetcher(Tokens);
+
+impl Role for TokenFetcher {
+    fn on_connection(&self, sh: &Shared, lp: &mut EventLoop, conn: ConnId) {
+        send_login(sh, lp, conn, SendMode::Uncounted);
+    }
+
+    fn on_reply(&self, sh: &Shared, lp: &mut EventLoop, conn: ConnId, reply: &Reply) {
+        if reply.msgid != msgid::LOGIN_MSG_ACK {
+            return;
+        }
+        let Some(c) = lp.context_mut::<Conn>(conn) else {
+            return;
+        };
+        let user = c.user.id;
+        if reply.errno != 0 {
+            return sh.fail(format!("login of {user} refused: {}", reply.describe()));
+        }
+        if reply.token.is_none() {
+            return sh.fail(
+                "the server issued no resume token (a server without resume tokens?)".into(),
+            );
+        }
+        keep_token(&self.0, user, reply);
+        c.closing = true;
+        lp.force_close(conn);
+        sh.ready.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl fmt::Debug for Cycler {
@@ -68,7 +149,7 @@ impl Role for Cycler {
         if sh.phase() == Phase::Setup {
             sh.ready.fetch_add(1, Ordering::AcqRel);
         } else {
-            send_login(sh, lp, conn, SendMode::Now);
+            self.login(sh, lp, conn);
         }
     }
 
@@ -84,7 +165,10 @@ impl Role for Cycler {
                     LoopStats::add(&sh.stats.of(lp.index()).errors, 1);
                 }
                 sh.complete(lp, latency);
-                if sh.cfg.legacy {
+                if sh.cfg.token {
+                    keep_token(&self.tokens, user, reply);
+                }
+                if sh.cfg.legacy || sh.cfg.token {
                     self.reconnect(sh, lp, conn);
                 } else if reply.errno != 0 {
                     if running {
@@ -107,11 +191,25 @@ impl Role for Cycler {
     }
 
     fn on_start(&self, sh: &Shared, lp: &mut EventLoop, conn: ConnId) {
-        send_login(sh, lp, conn, SendMode::Now);
+        self.login(sh, lp, conn);
     }
 }
 
 impl Cycler {
+    /// The measured login: with the user's token (`--token`), else with the password.
+    fn login(&self, sh: &Shared, lp: &mut EventLoop, conn: ConnId) {
+        if !sh.cfg.token {
+            return send_login(sh, lp, conn, SendMode::Now);
+        }
+        let Some(user) = lp.context::<Conn>(conn).map(|c| c.user.id) else {
+            return;
+        };
+        match token_of(&self.tokens, user) {
+            Some(token) => send_token_login(sh, lp, conn, &token),
+            None => sh.fail(format!("no resume token for user {user}")),
+        }
+    }
+
     /// Legacy: closes this connection and logs the next user of its rotation in on a new one.
     fn reconnect(&self, sh: &Shared, lp: &mut EventLoop, conn: ConnId) {
         let Some(c) = lp.context_mut::<Conn>(conn) else {
@@ -135,6 +233,7 @@ impl Cycler {
                 let role = Cycler {
                     next: self.next + sh.cfg.connections,
                     pool: self.pool.clone(),
+                    tokens: self.tokens.clone(),
                 };
                 lp.set_context(id, Box::new(Conn::new(role, user)));
             }

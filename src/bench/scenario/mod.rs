@@ -78,6 +78,7 @@ pub fn timed_report(b: &Bench, w: &Window, unit: &str, setup_s: f64) -> Report {
         r.set("target2", t2.to_string());
     }
     r.set("legacy", cfg.legacy);
+    r.set("acks", cfg.acks);
     r.set("client_threads", cfg.threads);
     r.set("setup_s", round2(setup_s));
     r.set("warmup_s", round2(cfg.warmup.as_secs_f64()));
@@ -132,5 +133,24 @@ pub fn send_login(sh: &Shared, lp: &mut EventLoop, conn: ConnId, how: SendMode) 
     c.step = Step::Waiting;
     c.sent_at = Instant::now();
     let id = c.user.id;
-    send_with(sh, lp, conn, how, |b| sh.wire.login(b, id, &sh.password));
+    if sh.cfg.acks {
+        send_with(sh, lp, conn, how, |b| {
+            sh.wire.login_ext(b, id, Ok(&sh.password), true)
+        });
+    } else {
+        send_with(sh, lp, conn, how, |b| sh.wire.login(b, id, &sh.password));
+    }
+}
+
+/// Sends a LOGIN_MSG with a resume token for the connection's user and notes the time.
+pub fn send_token_login(sh: &Shared, lp: &mut EventLoop, conn: ConnId, token: &str) {
+    let Some(c) = lp.context_mut::<Conn>(conn) else {
+        return;
+    };
+    c.step = Step::Waiting;
+    c.sent_at = Instant::now();
+    let id = c.user.id;
+    send_with(sh, lp, conn, SendMode::Now, |b| {
+        sh.wire.login_ext(b, id, Err(token), sh.cfg.acks)
+    });
 }
