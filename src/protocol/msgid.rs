@@ -51,8 +51,8 @@ pub const REMOVE_FRIEND_ACK: i64 = 23;
 pub const PING_MSG: i64 = 24;
 /// Server → client: echoes the ping's `seq` when it had one.
 pub const PONG_MSG: i64 = 25;
-/// Client → server, after login: `count`, the chat messages received on this connection so
-/// far (those in the login ack's `offlinemsg` first). Cumulative; from an acking connection.
+/// Client → server, after login: `count`, the chat frames received on this connection since
+/// the login ack (an acking client's offline messages follow the ack as frames). Cumulative.
 pub const DELIVERY_ACK_MSG: i64 = 26;
 /// Server → client: are you there? A modern client answers with any frame (an acking one
 /// with its DELIVERY_ACK_MSG); no answer within the heartbeat timeout closes the connection.
