@@ -126,7 +126,10 @@ fn login(backend: Backend) {
     // The modern dialect's ack also carries a resume token (tests/chat_resume.rs).
     let token = r.as_object_mut().unwrap().remove("token");
     assert!(
-        token.as_ref().and_then(Value::as_str).is_some_and(|t| t.len() == 64),
+        token
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.len() == 64),
         "{token:?}"
     );
     assert_eq!(r, json!({"msgid": 2, "errno": 0, "id": id, "name": name}));

@@ -249,10 +249,16 @@ fn sweep(lp: &mut EventLoop, clocks: &Clocks) {
                 // (what it had not delivered is stored by the close).
                 lp.send(conn, &reply::error(code, Some(why), None));
                 lp.close_after_flush(conn);
+                // A peer that does not read never lets the output drain: the frame gets a
+                // moment to leave, then the connection goes anyway.
+                lp.run_after(CLOSE_GRACE, move |lp| lp.force_close(conn));
             }
         }
     }
 }
+
+/// How long a closing connection's last frame may wait for a reader before the close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

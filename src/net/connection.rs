@@ -158,10 +158,12 @@ impl TcpConnection {
         if self.state != ConnState::Connected {
             return false;
         }
-        let first = !self.flush_pending && !self.writing;
-        self.flush_pending = true;
         self.queue(data, io);
-        if first {
+        // While EPOLLOUT is armed it writes this too. Only a connection put on the dirty list
+        // counts as flush-pending: marking one that is not would leave its next output unsent
+        // once EPOLLOUT has drained the queue.
+        if !self.flush_pending && !self.writing {
+            self.flush_pending = true;
             io.dirty.push(self.id);
         }
         true
