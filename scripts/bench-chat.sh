@@ -91,6 +91,10 @@ run group-50 group --target 127.0.0.1:7200 --members 50 --senders 5 --inflight 1
 run chat-legacy chat --target 127.0.0.1:7200 --pairs 64 --legacy
 run reg-cheap reg --target 127.0.0.1:7200 --connections 16
 run login-cheap login --target 127.0.0.1:7200 --connections 16
+# Acknowledged delivery (the receivers ack each read) and resume-token logins.
+run chat-pipelined-acks chat --target 127.0.0.1:7200 --pairs 20 --inflight 100 --acks
+run group-50-acks group --target 127.0.0.1:7200 --members 50 --senders 5 --inflight 16 --acks
+run login-token login --target 127.0.0.1:7200 --connections 16 --token
 stop_all
 rm -rf "$DB"
 
@@ -114,6 +118,7 @@ fi
 DB=$(mktemp -d)
 start_server 7400 --db "sqlite:$DB/chat.db"
 run login-default-cost login --target 127.0.0.1:7400 --connections 8
+run login-token-default-cost login --target 127.0.0.1:7400 --connections 16 --token
 stop_all
 rm -rf "$DB"
 
