@@ -36,6 +36,7 @@ pub fn run(config: Config) -> Result<(), String> {
         heartbeat: config.heartbeat,
         token_ttl: config.token_ttl,
         store_retry: config.store_retry,
+        store_queue_high: config.store_queue_high,
     };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {

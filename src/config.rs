@@ -35,6 +35,9 @@ pub struct Config {
     pub token_ttl: Duration,
     /// How long an offline message the store refuses is retried.
     pub store_retry: Duration,
+    /// Bytes of chat messages waiting for the store (or another I/O loop) past which chat
+    /// senders are not read.
+    pub store_queue_high: usize,
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
     pub argon2_p_cost: u32,
@@ -63,6 +66,7 @@ impl Default for Config {
             heartbeat: Some(crate::chat::DEFAULT_HEARTBEAT),
             token_ttl: crate::chat::DEFAULT_TOKEN_TTL,
             store_retry: crate::chat::DEFAULT_STORE_RETRY,
+            store_queue_high: crate::chat::DEFAULT_STORE_QUEUE_HIGH,
             argon2_m_cost_kib: 19 * 1024,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
@@ -98,6 +102,10 @@ usage: server [IP PORT] [options]
   --heartbeat-timeout-secs S   and close it if still silent S seconds later (default 8)
   --store-retry-secs S     retry an offline message the database refuses for S seconds
                            before telling its sender it is lost (default 30)
+  --store-queue-high-kib K  while more than K KiB of chat messages wait for the store workers
+                           (offline) or for another I/O thread, a connection that sends a chat
+                           message is not read until half of that is left: TCP slows the
+                           sender (default 4096)
   --resume-token-ttl-secs S    a modern client's login ack carries a resume token good for
                            S seconds, until logout (default 604800, 7 days; 0: no tokens)
   --argon2-m-cost-kib K    password hashing memory cost (default 19456)
@@ -213,6 +221,10 @@ impl Config {
                 }
             }
             "store-retry-secs" => self.store_retry = seconds(value).map_err(invalid)?,
+            "store-queue-high-kib" => {
+                let kib: usize = parse(value).map_err(invalid)?;
+                self.store_queue_high = kib.max(1).saturating_mul(1024);
+            }
             "resume-token-ttl-secs" => self.token_ttl = seconds(value).map_err(invalid)?,
             "argon2-m-cost-kib" => self.argon2_m_cost_kib = parse(value).map_err(invalid)?,
             "argon2-t-cost" => self.argon2_t_cost = parse(value).map_err(invalid)?,
@@ -334,6 +346,16 @@ mod tests {
         assert_eq!(c.login_deadline, None);
         let err = Config::from_args(args(&["--login-idle-secs", "0"])).unwrap_err();
         assert!(err.contains("--login-idle-secs"), "{err}");
+    }
+
+    #[test]
+    fn store_queue_mark_in_kib() {
+        let c = Config::from_args(args(&[])).unwrap().unwrap();
+        assert_eq!(c.store_queue_high, 4096 * 1024);
+        let c = Config::from_args(args(&["--store-queue-high-kib", "64"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.store_queue_high, 64 * 1024);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) struct ChatConn {
     /// A request of this connection is being served by a store worker: later frames wait in
     /// the input buffer, so every connection's requests are answered in order.
     pub(crate) busy: bool,
+    /// Not read while the offline store's queue is deep (store_pressure.rs, which resumes
+    /// it): kept apart from `busy` so that neither's resume undoes the other's pause.
+    pub(crate) store_paused: bool,
     /// A framing error was answered; the connection closes once that reply is written.
     pub(crate) closing: bool,
     /// The watchdog's view (watchdog.rs).
@@ -55,6 +58,7 @@ impl ChatConn {
             pending_login: None,
             held: Vec::new(),
             busy: false,
+            store_paused: false,
             closing: false,
             watch: Watch::default(),
         }

@@ -31,7 +31,7 @@ use crate::net::EventLoop;
 use crate::protocol::{reply, ErrorCode};
 use crate::store::StoreResult;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,12 +109,32 @@ fn push_for_loop(by_loop: &mut Vec<Vec<SessionCopy>>, copy: SessionCopy) {
     by_loop[index].push(copy);
 }
 
+/// Counts a task's copies in `Delivery::crossing` until the task ran or was dropped (a loop
+/// gone at shutdown), so the count cannot leak.
+struct Crossing(Arc<AtomicUsize>, usize);
+
+impl Crossing {
+    fn new(count: Arc<AtomicUsize>, bytes: usize) -> Crossing {
+        count.fetch_add(bytes, Ordering::AcqRel);
+        Crossing(count, bytes)
+    }
+}
+
+impl Drop for Crossing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
 pub(crate) struct Delivery {
     pub(super) sessions: Arc<Sessions>,
     pub(super) bus: Arc<dyn Bus>,
     pub(super) workers: Arc<StoreWorkers>,
     pub(super) loops: Arc<Loops>,
     stopping: AtomicBool,
+    /// Frame bytes of copies handed to another loop's task queue and not yet delivered there:
+    /// in RAM like the store's queue, and as unbounded if that loop falls behind.
+    crossing: Arc<AtomicUsize>,
     pub(super) high_water: usize,
     pub(super) slow_reader_deadline: Duration,
 }
@@ -133,6 +153,7 @@ impl Delivery {
             workers,
             loops,
             stopping: AtomicBool::new(false),
+            crossing: Arc::default(),
             high_water: high_water.max(1),
             slow_reader_deadline,
         }
@@ -205,6 +226,11 @@ impl Delivery {
         }
     }
 
+    /// Frame bytes of copies on their way to another loop (see `crossing`).
+    pub(crate) fn crossing_bytes(&self) -> usize {
+        self.crossing.load(Ordering::Acquire)
+    }
+
     /// Hands each loop its copies as one task, delivered there in order.
     pub(crate) fn post_per_loop(self: &Arc<Self>, batches: PerLoop) {
         for (index, copies) in batches.0.into_iter().enumerate() {
@@ -212,10 +238,13 @@ impl Delivery {
                 continue;
             }
             let delivery = self.clone();
+            let bytes = copies.iter().map(|(_, _, p)| p.frame.len()).sum();
+            let crossing = Crossing::new(self.crossing.clone(), bytes);
             self.loops.run(index, move |lp| {
                 for (conn, user, parcel) in copies {
                     delivery.deliver_on_loop(lp, conn, user, parcel);
                 }
+                drop(crossing);
             });
         }
     }

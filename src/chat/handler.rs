@@ -9,6 +9,7 @@ use super::cmd;
 use super::conn_state::ChatConn;
 use super::outbound;
 use super::service::ChatService;
+use super::store_pressure;
 use super::watchdog;
 use crate::net::{Buffer, ConnId, ConnectionHandler, EventLoop};
 use crate::protocol::{parse_request, reply, ErrorCode, Frame, Request};
@@ -46,8 +47,9 @@ impl ConnectionHandler for ChatHandler {
             Some(c) => {
                 // Heard from: whatever it sent answers a heartbeat.
                 c.watch.last_heard = Some(Instant::now());
-                if c.busy {
-                    // The rest waits for the pending request; see ChatService::run_busy.
+                if c.busy || c.store_paused {
+                    // The rest waits for the pending request (ChatService::run_busy) or for
+                    // the store's queue to drain (store_pressure.rs); each resumes the input.
                     return;
                 }
                 c.framer.clone()
@@ -57,7 +59,7 @@ impl ConnectionHandler for ChatHandler {
         let drained = framer.drain(input, |frame| {
             self.handle_frame(lp, conn, frame);
             match lp.context::<ChatConn>(conn) {
-                Some(c) if !c.busy && !c.closing => ControlFlow::Continue(()),
+                Some(c) if !c.busy && !c.closing && !c.store_paused => ControlFlow::Continue(()),
                 _ => ControlFlow::Break(()),
             }
         });
@@ -153,10 +155,12 @@ impl ChatHandler {
             Request::Logout { .. } => cmd::account::logout(svc, lp, conn, user),
             Request::Ping { seq } => outbound::reply(lp, conn, &reply::pong(seq.as_ref())),
             Request::OneChat { toid, cid, .. } => {
-                cmd::chat::one_chat(svc, lp, conn, (user, toid), frame, cid.as_deref())
+                cmd::chat::one_chat(svc, lp, conn, (user, toid), frame, cid.as_deref());
+                store_pressure::after_chat(svc, lp, conn);
             }
             Request::GroupChat { groupid, cid, .. } => {
-                cmd::chat::group_chat(svc, lp, conn, (user, groupid), frame, cid.as_deref())
+                cmd::chat::group_chat(svc, lp, conn, (user, groupid), frame, cid.as_deref());
+                store_pressure::after_chat(svc, lp, conn);
             }
             Request::AddFriend { friendid, .. } => {
                 cmd::contacts::add_friend(svc, lp, conn, user, friendid)

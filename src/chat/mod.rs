@@ -20,6 +20,7 @@ mod recent_cids;
 mod resume_token;
 mod service;
 mod sessions;
+mod store_pressure;
 mod store_retry;
 mod unconfirmed;
 mod watchdog;
@@ -28,6 +29,7 @@ mod workers;
 pub use handler::ChatHandler;
 pub use service::{
     ChatConfig, ChatService, DEFAULT_HEARTBEAT, DEFAULT_LOGIN_IDLE, DEFAULT_OUTPUT_HIGH_WATER,
-    DEFAULT_SEEDS_FRAME_GAP, DEFAULT_SLOW_READER_DEADLINE, DEFAULT_STORE_RETRY, DEFAULT_TOKEN_TTL,
+    DEFAULT_SEEDS_FRAME_GAP, DEFAULT_SLOW_READER_DEADLINE, DEFAULT_STORE_QUEUE_HIGH,
+    DEFAULT_STORE_RETRY, DEFAULT_TOKEN_TTL,
 };
 pub use sessions::Sessions;

@@ -46,6 +46,9 @@ pub struct ChatConfig {
     pub token_ttl: Duration,
     /// How long an offline message the store refuses is retried before the sender is told.
     pub store_retry: Duration,
+    /// Bytes of chat messages waiting for the store workers (or for another loop) past which
+    /// chat senders stop being read until half of it is left (store_pressure.rs).
+    pub store_queue_high: usize,
 }
 
 impl Default for ChatConfig {
@@ -61,6 +64,7 @@ impl Default for ChatConfig {
             heartbeat: Some(DEFAULT_HEARTBEAT),
             token_ttl: DEFAULT_TOKEN_TTL,
             store_retry: DEFAULT_STORE_RETRY,
+            store_queue_high: DEFAULT_STORE_QUEUE_HIGH,
         }
     }
 }
@@ -74,6 +78,8 @@ pub const DEFAULT_HEARTBEAT: (Duration, Duration) =
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Long enough to ride out a database restart or a failover.
 pub const DEFAULT_STORE_RETRY: Duration = Duration::from_secs(30);
+/// Enough for a few full store batches in flight; small next to a server's RAM.
+pub const DEFAULT_STORE_QUEUE_HIGH: usize = 4 * 1024 * 1024;
 
 /// Silence allowed before login: a person at the seeds' client's menu is not a bot.
 pub const DEFAULT_LOGIN_IDLE: Duration = Duration::from_secs(600);
@@ -261,6 +267,10 @@ impl ChatService {
             self.delivery.store_held(user, held);
         }
         c.busy = false;
+        if c.store_paused {
+            // Paused for the store meanwhile: store_pressure.rs resumes it, input and all.
+            return;
+        }
         lp.set_reading(conn, true);
         lp.process_input(conn);
     }

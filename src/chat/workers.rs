@@ -10,10 +10,15 @@
 //! away): a worker takes every offline message queued behind the first and stores them in one
 //! transaction, so a flood costs one commit per batch rather than one per message. One
 //! the store refuses goes to the retry line (store_retry.rs) instead of failing at once.
+//!
+//! The text bytes of offline messages queued and not yet stored are counted
+//! ([`StoreWorkers::queued_offline_bytes`]): chat senders are slowed while that is high
+//! (store_pressure.rs), so a flood waits in the senders' sockets, not in this queue.
 
 use super::store_retry::RetryLine;
 use crate::ids::UserId;
 use crate::store::{Store, StoreResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -41,6 +46,9 @@ pub struct StoreWorkers {
     count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
     retry: Arc<RetryLine>,
+    /// Text bytes of the offline jobs queued to the workers and not yet stored (or handed to
+    /// the retry line).
+    queued: Arc<AtomicUsize>,
 }
 
 impl StoreWorkers {
@@ -52,15 +60,16 @@ impl StoreWorkers {
     ) -> std::io::Result<StoreWorkers> {
         let count = count.max(1);
         let retry = Arc::new(RetryLine::start(store.clone(), patience)?);
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, rx) = mpsc::channel::<Job>();
-            let (store, retry) = (store.clone(), retry.clone());
+            let (store, retry, queued) = (store.clone(), retry.clone(), queued.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("store-{index}"))
-                    .spawn(move || work(&*store, rx, &retry))?,
+                    .spawn(move || work(&*store, rx, &retry, &queued))?,
             );
             senders.push(tx);
         }
@@ -69,6 +78,7 @@ impl StoreWorkers {
             count,
             threads: Mutex::new(threads),
             retry,
+            queued,
         })
     }
 
@@ -88,7 +98,19 @@ impl StoreWorkers {
 
     /// Stores an offline message on the worker that owns its recipient. False once stopping.
     pub fn submit_offline(&self, job: OfflineJob) -> bool {
-        self.send(job.user, Job::Offline(job))
+        // Counted before the send: the worker may store it (and subtract) at once.
+        let bytes = job.text.len();
+        self.queued.fetch_add(bytes, Ordering::AcqRel);
+        let sent = self.send(job.user, Job::Offline(job));
+        if !sent {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Text bytes of offline messages queued to the workers and not yet stored.
+    pub fn queued_offline_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Lets every worker finish the jobs already queued, then joins them, then the retry
@@ -106,7 +128,7 @@ impl StoreWorkers {
     }
 }
 
-fn work(store: &dyn Store, jobs: Receiver<Job>, retry: &RetryLine) {
+fn work(store: &dyn Store, jobs: Receiver<Job>, retry: &RetryLine, queued: &AtomicUsize) {
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -131,7 +153,7 @@ fn work(store: &dyn Store, jobs: Receiver<Job>, retry: &RetryLine) {
                         Err(_) => break,
                     }
                 }
-                store_batch(store, batch, retry);
+                store_batch(store, batch, retry, queued);
             }
         }
     }
@@ -140,15 +162,21 @@ fn work(store: &dyn Store, jobs: Receiver<Job>, retry: &RetryLine) {
 /// One transaction for the batch; if it fails (a recipient that does not exist makes the
 /// whole batch fail), each message is stored on its own, so each gets its own outcome. A
 /// message the store refuses joins the retry line, as does everything while the line is
-/// busy (so nothing overtakes a message that waits there).
-fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>, retry: &RetryLine) {
+/// busy (so nothing overtakes a message that waits there). Each job leaves the `queued`
+/// count once the store has answered for it, or once it is handed to the retry line.
+fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>, retry: &RetryLine, queued: &AtomicUsize) {
+    let left = |job: &OfflineJob| queued.fetch_sub(job.text.len(), Ordering::AcqRel);
     if retry.busy() {
-        return batch.into_iter().for_each(|job| retry.enqueue(job, None));
+        return batch.into_iter().for_each(|job| {
+            left(&job);
+            retry.enqueue(job, None)
+        });
     }
     if batch.len() > 1 {
         let items: Vec<(UserId, &str)> = batch.iter().map(|j| (j.user, j.text.as_str())).collect();
         if store.store_offline_batch(&items).is_ok() {
             for job in batch {
+                left(&job);
                 (job.done)(Ok(true));
             }
             return;
@@ -156,10 +184,13 @@ fn store_batch(store: &dyn Store, batch: Vec<OfflineJob>, retry: &RetryLine) {
     }
     for job in batch {
         if retry.busy() {
+            left(&job);
             retry.enqueue(job, None);
             continue;
         }
-        match store.store_offline(job.user, &job.text) {
+        let result = store.store_offline(job.user, &job.text);
+        left(&job);
+        match result {
             Err(e) => retry.enqueue(job, Some(e)),
             result => (job.done)(result),
         }
