@@ -5,7 +5,7 @@
 mod common;
 
 use chatserver::protocol::build;
-use common::client::{logged_in, mid_of, unique, Client};
+use common::client::{logged_in, login_acking_when_free, mid_of, unique, Client};
 use common::cluster::ChatCluster;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -24,29 +24,10 @@ const ACK_EVERY: usize = 16;
 
 /// Registers a user on `addr` and logs it in there with acknowledged delivery.
 fn acking_user(addr: SocketAddr) -> (Client, i64) {
-    let mut c = Client::connect(addr);
-    let id = c.register(&unique("ar"), "pw");
-    c.send_built(|o| build::login_ext(o, id, Ok("pw"), true));
-    let ack = c.recv_msgid(2);
-    assert_eq!(ack["errno"], 0, "login: {ack}");
+    let id = Client::connect(addr).register(&unique("ar"), "pw");
+    let (c, ack) = login_acking_when_free(addr, id, Duration::ZERO);
     assert_eq!(ack["acks"], true, "acking login: {ack}");
     (c, id)
-}
-
-/// Logs `id` in on `addr` with acks, retrying while the dead server's claim is released.
-fn acking_login_when_free(addr: SocketAddr, id: i64, limit: Duration) -> Client {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut c = Client::connect(addr);
-        c.send_built(|o| build::login_ext(o, id, Ok("pw"), true));
-        let ack = c.recv_msgid(2);
-        if ack["errno"] == 0 {
-            return c;
-        }
-        assert_eq!(ack["errno"], 2, "login of {id}: {ack}");
-        assert!(Instant::now() < deadline, "session of {id} never released");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// What an acking client keeps: every chat frame's text and mid, acknowledging as it goes.
@@ -151,7 +132,7 @@ fn sigkill_with_acking_clients_loses_nothing_and_repeats_only_by_id() {
         let _sender = send.join().expect("sender");
         let mut seen = live.join().expect("receiver");
         let live_count = seen.len();
-        let mut again = acking_login_when_free(cluster.addr(0), idr, Duration::from_secs(10));
+        let (mut again, _) = login_acking_when_free(cluster.addr(0), idr, Duration::from_secs(10));
         let want: HashSet<String> = (0..MESSAGES).map(|i| format!("{r}:{i}")).collect();
         let mut missing: HashSet<String> = want.clone();
         for (text, _) in &seen {

@@ -58,24 +58,14 @@ fn register(addr: SocketAddr, prefix: &str) -> i64 {
 
 /// Logs `id` in with `"acks":true`, retrying while an earlier session is being released.
 fn login_acking(addr: SocketAddr, id: i64, limit: Duration) -> Client {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut c = Client::connect(addr);
-        c.send_built(|o| build::login_ext(o, id, Ok("pw"), true));
-        let r = c.recv_msgid(2);
-        if r["errno"] == 0 {
-            assert_eq!(r["acks"], true, "acking login ack: {r}");
-            let offline = r["offlinemsg"].as_array().map_or(0, Vec::len);
-            assert_eq!(
-                offline, 0,
-                "an acking login ack carries no offline messages: {r}"
-            );
-            return c;
-        }
-        assert_eq!(r["errno"], 2, "login of {id}: {r}");
-        assert!(Instant::now() < deadline, "session of {id} never released");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let (c, r) = common::client::login_acking_when_free(addr, id, limit);
+    assert_eq!(r["acks"], true, "acking login ack: {r}");
+    let offline = r["offlinemsg"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        offline, 0,
+        "an acking login ack carries no offline messages: {r}"
+    );
+    c
 }
 
 /// Logs `id` in without acks; returns the client and the offline messages of its ack.

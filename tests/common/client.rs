@@ -339,10 +339,20 @@ pub fn logged_in(addr: SocketAddr, prefix: &str) -> (Client, i64) {
 /// session of it is still being released (errno 2: a closed session, or a dead server's claim,
 /// is freed asynchronously).
 pub fn login_when_free(addr: SocketAddr, id: i64, limit: Duration) -> (Client, Value) {
+    login_until_free(addr, id, false, limit)
+}
+
+/// [`login_when_free`] with acknowledged delivery (`"acks":true`).
+pub fn login_acking_when_free(addr: SocketAddr, id: i64, limit: Duration) -> (Client, Value) {
+    login_until_free(addr, id, true, limit)
+}
+
+fn login_until_free(addr: SocketAddr, id: i64, acks: bool, limit: Duration) -> (Client, Value) {
     let deadline = Instant::now() + limit;
     loop {
         let mut c = Client::connect(addr);
-        let r = c.login(id, "pw");
+        c.send_built(|o| build::login_ext(o, id, Ok("pw"), acks));
+        let r = c.recv_msgid(2);
         if r["errno"] == 0 {
             return (c, r);
         }
